@@ -1,0 +1,132 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gocarina/gocsv"
+)
+
+// Counts holds the number of rows that ended with each Status.
+type Counts struct {
+	Revoked   int64 `json:"revoked"`
+	NotFound  int64 `json:"not_found"`
+	Failed    int64 `json:"failed"`
+	Invalid   int64 `json:"invalid"`
+	Duplicate int64 `json:"duplicate"`
+	Planned   int64 `json:"planned"`
+}
+
+// Add counts one row that ended with s.
+func (c *Counts) Add(s Status) {
+	*c.field(s)++
+}
+
+// Of returns the number of rows that ended with s.
+func (c Counts) Of(s Status) int64 {
+	return *c.field(s)
+}
+
+// Total returns the number of finished rows.
+func (c Counts) Total() int64 {
+	var total int64
+	for _, s := range Statuses {
+		total += c.Of(s)
+	}
+	return total
+}
+
+// AllSucceeded reports whether every counted row was revoked, a duplicate or planned: the rows that
+// make a complete job exit with 0.
+func (c Counts) AllSucceeded() bool {
+	return c.NotFound == 0 && c.Failed == 0 && c.Invalid == 0
+}
+
+func (c *Counts) field(s Status) *int64 {
+	switch s {
+	case Revoked:
+		return &c.Revoked
+	case NotFound:
+		return &c.NotFound
+	case Failed:
+		return &c.Failed
+	case Invalid:
+		return &c.Invalid
+	case Duplicate:
+		return &c.Duplicate
+	case Planned:
+		return &c.Planned
+	}
+	panic(fmt.Sprintf("report: unknown status %q", s))
+}
+
+// Summary holds the figures of a whole job, across all the runs that worked on it.
+type Summary struct {
+	// Rows is the number of data rows in the input.
+	Rows   int64
+	Counts Counts
+	// Requests counts the revoke requests sent to Graph, retries included.
+	Requests int64
+	// Throttled counts the answers with status 429.
+	Throttled int64
+	// Retries counts the attempts after the first one of each row.
+	Retries int64
+	// Runs counts the runs that worked on the job.
+	Runs    int
+	Elapsed time.Duration
+	// Complete is true when every row has its outcome.
+	Complete bool
+}
+
+// Pending returns the number of rows that have no outcome yet.
+func (s Summary) Pending() int64 { return s.Rows - s.Counts.Total() }
+
+type metric struct {
+	Name  string `csv:"metric"`
+	Value string `csv:"value"`
+}
+
+// WriteCSV writes s as summary.csv: a header "metric,value" and one line per figure.
+func (s Summary) WriteCSV(w io.Writer) error {
+	metrics := []metric{{"rows", itoa(s.Rows)}}
+	for _, status := range Statuses {
+		metrics = append(metrics, metric{string(status), itoa(s.Counts.Of(status))})
+	}
+	metrics = append(metrics,
+		metric{"pending", itoa(s.Pending())},
+		metric{"requests", itoa(s.Requests)},
+		metric{"throttled", itoa(s.Throttled)},
+		metric{"retries", itoa(s.Retries)},
+		metric{"runs", strconv.Itoa(s.Runs)},
+		metric{"elapsed_seconds", strconv.FormatFloat(s.Elapsed.Seconds(), 'f', 1, 64)},
+		metric{"complete", strconv.FormatBool(s.Complete)},
+	)
+	return gocsv.Marshal(metrics, w)
+}
+
+// WriteText writes s for a person reading a terminal.
+func (s Summary) WriteText(w io.Writer) error {
+	state := "complete"
+	if !s.Complete {
+		state = fmt.Sprintf("not complete: %d rows pending, run the same command again to resume", s.Pending())
+	}
+	_, err := fmt.Fprintf(w,
+		"reclaim: %s\n"+
+			"  rows       %d\n"+
+			"  revoked    %d\n"+
+			"  not_found  %d\n"+
+			"  failed     %d\n"+
+			"  invalid    %d\n"+
+			"  duplicate  %d\n"+
+			"  planned    %d\n"+
+			"  requests   %d (throttled %d, retries %d)\n"+
+			"  elapsed    %s over %d run(s)\n",
+		state, s.Rows, s.Counts.Revoked, s.Counts.NotFound, s.Counts.Failed, s.Counts.Invalid,
+		s.Counts.Duplicate, s.Counts.Planned, s.Requests, s.Throttled, s.Retries,
+		s.Elapsed.Round(time.Second), s.Runs)
+	return err
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
