@@ -1,0 +1,401 @@
+package graphsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxBodyBytes caps the request body that the revoke action reads.
+const maxBodyBytes = 1 << 20
+
+// diagnosticHeader is the x-ms-ags-diagnostic value of every Graph response.
+const diagnosticHeader = `{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"graphsim","ADSiteName":"LBK"}}`
+
+// faultResponses are the statuses and codes of injected faults, drawn with equal chance.
+var faultResponses = []struct {
+	status int
+	code   string
+}{
+	{http.StatusInternalServerError, "InternalServerError"},
+	{http.StatusBadGateway, "BadGateway"},
+	{http.StatusServiceUnavailable, "ServiceUnavailable"},
+	{http.StatusGatewayTimeout, "GatewayTimeout"},
+}
+
+// graphError is the body of a Graph error response.
+type graphError struct {
+	Error struct {
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		InnerError struct {
+			Date            string `json:"date"`
+			RequestID       string `json:"request-id"`
+			ClientRequestID string `json:"client-request-id"`
+		} `json:"innerError"`
+	} `json:"error"`
+}
+
+// graphReply is the state of one Graph response: the writer, the request and the ids that every
+// response carries.
+type graphReply struct {
+	w               http.ResponseWriter
+	r               *http.Request
+	requestID       string
+	clientRequestID string
+}
+
+// serveGraph serves a request under /beta. The checks run in this order: outage, token, path,
+// method, permission, throttling, injected faults, body, app id, and then the catalogue.
+func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
+	route := parseGraphPath(r.URL.Path)
+	s.receiveGraph(r, route)
+	defer s.finishGraph()
+
+	if !sleep(r.Context(), s.drawLatency()) {
+		s.mu.Lock()
+		s.stats.Canceled++
+		s.mu.Unlock()
+		return
+	}
+
+	reply := &graphReply{w: w, r: r, requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id")}
+	if reply.clientRequestID == "" {
+		reply.clientRequestID = reply.requestID
+	}
+
+	if s.inOutage() {
+		s.replyError(reply, http.StatusServiceUnavailable, "ServiceUnavailable",
+			"The service is temporarily unavailable. Try again later.")
+		return
+	}
+	clientID, ok := s.authenticate(reply)
+	if !ok {
+		return
+	}
+	if !s.checkRoute(reply, route) {
+		return
+	}
+	if !s.checkForbidden(reply) {
+		return
+	}
+	if !s.checkThrottle(reply, clientID) {
+		return
+	}
+	if !s.checkFault(reply) {
+		return
+	}
+
+	deviceID, ok := s.readRevokeBody(reply)
+	if !ok {
+		return
+	}
+	if !isGUID(route.appID) {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			fmt.Sprintf("Invalid key '%s' for mobileApps: the key must be a GUID.", route.appID))
+		return
+	}
+	s.revoke(reply, newPair(route.appID, deviceID))
+}
+
+// receiveGraph counts what arrived, before any delay or check.
+func (s *Server) receiveGraph(r *http.Request, route graphRoute) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.stats.GraphRequests++
+	s.inFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
+
+	if route.form != 0 {
+		s.stats.ByForm[route.form.String()]++
+	} else {
+		s.stats.UnknownPaths++
+	}
+
+	switch id := r.Header.Get("client-request-id"); {
+	case id == "":
+		s.stats.MissingClientRequestID++
+	case s.clientRequestIDs[id]:
+		s.stats.DuplicateClientRequestIDs++
+	default:
+		// NOTE: the set grows by one id per request for the server's lifetime, an estimated 100 bytes
+		// each, so a run of a million requests holds about 100 MB.
+		s.clientRequestIDs[id] = true
+	}
+
+	if r.Method == http.MethodPost {
+		if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+			s.stats.WrongContentType++
+		}
+	}
+}
+
+func (s *Server) finishGraph() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight--
+}
+
+func (s *Server) drawLatency() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	spread := s.opts.LatencyMax - s.opts.LatencyMin
+	if spread <= 0 {
+		return s.opts.LatencyMin
+	}
+	return s.opts.LatencyMin + time.Duration(s.rng.Int64N(int64(spread)+1))
+}
+
+func (s *Server) inOutage() bool {
+	since := time.Since(s.start)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forcedOutage {
+		s.stats.OutageResponses++
+		return true
+	}
+	for _, outage := range s.opts.Outages {
+		if outage.Start <= since && since < outage.End {
+			s.stats.OutageResponses++
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate returns the client id of the request's bearer token, or responds with 401.
+func (s *Server) authenticate(reply *graphReply) (string, bool) {
+	scheme, token, _ := strings.Cut(reply.r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+
+	s.mu.Lock()
+	issued, known := s.tokens[token]
+	expired := known && !time.Now().Before(issued.expires)
+	if !known || expired || !strings.EqualFold(scheme, "Bearer") {
+		s.stats.Unauthorized++
+	}
+	s.mu.Unlock()
+
+	message := ""
+	switch {
+	case token == "" || !strings.EqualFold(scheme, "Bearer"):
+		message = "The access token is missing: send the header Authorization: Bearer <token>."
+	case !known:
+		message = "The access token is invalid."
+	case expired:
+		message = "The access token has expired."
+	default:
+		return issued.clientID, true
+	}
+
+	reply.w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="", authorization_uri="%s/%s/oauth2/v2.0/authorize"`,
+		s.url, s.opts.TenantID))
+	s.replyError(reply, http.StatusUnauthorized, "InvalidAuthenticationToken", message)
+	return "", false
+}
+
+// checkRoute responds with 400 for an unknown path or a rejected URL form, and with 405 for a
+// method other than POST.
+func (s *Server) checkRoute(reply *graphReply, route graphRoute) bool {
+	s.mu.Lock()
+	accepted := s.opts.Forms
+	s.mu.Unlock()
+
+	unknown := route.unknownSegment
+	if route.form != 0 && route.form&accepted == 0 {
+		unknown = rejectedFormSegment(route.form)
+	}
+	if unknown != "" {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			fmt.Sprintf("Resource not found for the segment '%s'.", unknown))
+		return false
+	}
+
+	if reply.r.Method != http.MethodPost {
+		reply.w.Header().Set("Allow", http.MethodPost)
+		s.replyError(reply, http.StatusMethodNotAllowed, "BadRequest",
+			fmt.Sprintf("The HTTP method '%s' is not allowed for the action '%s'.", reply.r.Method, segmentRevoke))
+		return false
+	}
+	return true
+}
+
+func (s *Server) checkForbidden(reply *graphReply) bool {
+	s.mu.Lock()
+	forbidden := s.opts.Forbidden
+	if forbidden {
+		s.stats.Forbidden++
+	}
+	s.mu.Unlock()
+
+	if forbidden {
+		s.replyError(reply, http.StatusForbidden, "Forbidden",
+			"The application lacks the application permission DeviceManagementApps.ReadWrite.All that this action requires.")
+	}
+	return !forbidden
+}
+
+// checkThrottle admits the request into the client's write window, or responds with 429 and a
+// Retry-After of the time until the window admits the next request.
+func (s *Server) checkThrottle(reply *graphReply, clientID string) bool {
+	now := time.Now()
+	s.mu.Lock()
+	wait := s.window.admit(clientID, now, s.opts.WriteLimit, s.opts.WriteWindow)
+	style := s.opts.RetryAfter
+	if wait > 0 {
+		s.stats.Throttled++
+		if style == RetryAfterRotate {
+			style = rotatedStyles[s.rotation%len(rotatedStyles)]
+			s.rotation++
+		}
+	}
+	s.mu.Unlock()
+
+	if wait <= 0 {
+		return true
+	}
+	setRetryAfter(reply.w.Header(), style, wait, now)
+	s.replyError(reply, http.StatusTooManyRequests, "TooManyRequests",
+		"Too many requests from this application to the Intune service. Retry after the time in Retry-After.")
+	return false
+}
+
+// checkFault draws whether to drop the connection, which does not return, or to respond with 5xx.
+func (s *Server) checkFault(reply *graphReply) bool {
+	s.mu.Lock()
+	draw := s.rng.Float64()
+	reset := draw < s.opts.ResetRate
+	fault := !reset && draw < s.opts.ResetRate+s.opts.FaultRate
+	response := faultResponses[s.rng.IntN(len(faultResponses))]
+	switch {
+	case reset:
+		s.stats.Resets++
+	case fault:
+		s.stats.Faults++
+	}
+	s.mu.Unlock()
+
+	if reset {
+		s.logger.Debug("graphsim dropped a connection", "request_id", reply.requestID)
+		// The server closes an HTTP/1.1 connection, or resets an HTTP/2 stream, without a response.
+		panic(http.ErrAbortHandler)
+	}
+	if !fault {
+		return true
+	}
+
+	// Intune often puts a JSON document inside the message, so the fault does so too.
+	message := fmt.Sprintf(`{"_version": 3, "Message": "Internal error in the Intune service. Operation ID for support: %s", "RetryAfter": null}`,
+		newGUID())
+	s.replyError(reply, response.status, response.code, message)
+	return false
+}
+
+// readRevokeBody checks the Content-Type and the body of a revoke request and returns the managed
+// device id, or responds with 400.
+func (s *Server) readRevokeBody(reply *graphReply) (string, bool) {
+	mediaType, _, err := mime.ParseMediaType(reply.r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/json" {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			fmt.Sprintf("Invalid Content-Type '%s': the request body must be application/json.", reply.r.Header.Get("Content-Type")))
+		return "", false
+	}
+
+	data, err := io.ReadAll(http.MaxBytesReader(reply.w, reply.r.Body, maxBodyBytes))
+	if err != nil {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest", "Failed to read the request body: "+err.Error())
+		return "", false
+	}
+	var body struct {
+		ManagedDeviceID      *string `json:"managedDeviceId"`
+		NotifyManagedDevices *bool   `json:"notifyManagedDevices"`
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest", "Invalid JSON in the request body: "+err.Error())
+		return "", false
+	}
+	if body.ManagedDeviceID == nil {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			"The request body is missing the required parameter 'managedDeviceId'.")
+		return "", false
+	}
+	if !isGUID(*body.ManagedDeviceID) {
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			fmt.Sprintf("Invalid value '%s' for the parameter 'managedDeviceId': it must be a GUID.", *body.ManagedDeviceID))
+		return "", false
+	}
+	return *body.ManagedDeviceID, true
+}
+
+// revoke applies the revoke to the catalogue and responds.
+func (s *Server) revoke(reply *graphReply, pair Pair) {
+	s.mu.Lock()
+	outcome := s.catalogue.revoke(pair)
+	s.stats.RevokeCalls[pair]++
+	switch outcome {
+	case revokeRemoved:
+		s.stats.LicensesRemoved[pair]++
+	case revokeNoOp:
+		s.stats.NoOpRevokes[pair]++
+	}
+	s.mu.Unlock()
+
+	switch outcome {
+	case revokeRemoved, revokeNoOp:
+		s.replyNoContent(reply)
+	case revokeUnknownApp:
+		s.replyError(reply, http.StatusNotFound, "ResourceNotFound",
+			fmt.Sprintf("The mobile app '%s' was not found.", pair.AppID))
+	case revokeNotVPP:
+		s.replyError(reply, http.StatusBadRequest, "BadRequest",
+			fmt.Sprintf("The mobile app '%s' is not an iosVppApp, so it has no device licenses to revoke.", pair.AppID))
+	case revokeUnknownDevice:
+		s.replyError(reply, http.StatusNotFound, "ResourceNotFound",
+			fmt.Sprintf("The managed device '%s' was not found.", pair.DeviceID))
+	}
+}
+
+// setHeaders sets the headers of every Graph response and counts the status.
+func (s *Server) setHeaders(reply *graphReply, status int) {
+	h := reply.w.Header()
+	h.Set("request-id", reply.requestID)
+	h.Set("client-request-id", reply.clientRequestID)
+	h.Set("x-ms-ags-diagnostic", diagnosticHeader)
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+
+	s.mu.Lock()
+	s.stats.ByStatus[status]++
+	s.mu.Unlock()
+}
+
+func (s *Server) replyNoContent(reply *graphReply) {
+	s.setHeaders(reply, http.StatusNoContent)
+	reply.w.WriteHeader(http.StatusNoContent)
+	s.logger.Debug("graphsim responded", "method", reply.r.Method, "path", reply.r.URL.Path,
+		"status", http.StatusNoContent, "request_id", reply.requestID, "client_request_id", reply.clientRequestID)
+}
+
+func (s *Server) replyError(reply *graphReply, status int, code, message string) {
+	s.setHeaders(reply, status)
+
+	var body graphError
+	body.Error.Code = code
+	body.Error.Message = message
+	body.Error.InnerError.Date = time.Now().UTC().Format("2006-01-02T15:04:05")
+	body.Error.InnerError.RequestID = reply.requestID
+	body.Error.InnerError.ClientRequestID = reply.clientRequestID
+
+	h := reply.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache")
+	reply.w.WriteHeader(status)
+	json.NewEncoder(reply.w).Encode(body)
+
+	s.logger.Debug("graphsim responded", "method", reply.r.Method, "path", reply.r.URL.Path,
+		"status", status, "code", code, "request_id", reply.requestID, "client_request_id", reply.clientRequestID)
+}
