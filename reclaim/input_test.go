@@ -1,0 +1,1035 @@
+package reclaim
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// GUIDs used as ids in the tests.
+const (
+	app1 = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	app2 = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+	dev1 = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+	dev2 = "b3c4d5e6-f7a8-4b9c-8d0e-1f2a3b4c5d6e"
+	dev3 = "c56a4180-65aa-42ec-a945-5fd21dec0538"
+)
+
+// writeInput writes content to input.csv in a new temporary directory and returns its path.
+func writeInput(t testing.TB, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "input.csv")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readInput opens path and reads every row. It returns the rows read before the first error, and
+// that error, which comes from OpenInput or Next; io.EOF is not an error.
+func readInput(t testing.TB, path string, defaultNotify bool) ([]Row, error) {
+	t.Helper()
+	in, err := OpenInput(path, defaultNotify)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+
+	var rows []Row
+	for {
+		row, err := in.Next()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, row)
+	}
+}
+
+// validRow is a row that can be sent, with notify false.
+func validRow(index, line int, appID, deviceID string) Row {
+	return Row{Index: index, Line: line, AppID: appID, DeviceID: deviceID}
+}
+
+// utf16LE encodes s as UTF-16 little endian with a byte-order mark, as Excel's "Unicode Text".
+func utf16LE(s string) string {
+	var b bytes.Buffer
+	b.Write([]byte{0xFF, 0xFE})
+	for _, unit := range utf16.Encode([]rune(s)) {
+		b.WriteByte(byte(unit))
+		b.WriteByte(byte(unit >> 8))
+	}
+	return b.String()
+}
+
+// utf16BE encodes s as UTF-16 big endian with a byte-order mark.
+func utf16BE(s string) string {
+	var b bytes.Buffer
+	b.Write([]byte{0xFE, 0xFF})
+	for _, unit := range utf16.Encode([]rune(s)) {
+		b.WriteByte(byte(unit >> 8))
+		b.WriteByte(byte(unit))
+	}
+	return b.String()
+}
+
+func TestOpenInputHeaderAliases(t *testing.T) {
+	tests := []struct {
+		header                     string
+		wantApp, wantDevice        int
+		wantAppName, wantNotifyCol string
+		wantNotify                 int
+	}{
+		{header: "appId,deviceId", wantApp: 1, wantDevice: 2, wantAppName: "appId"},
+		{header: "mobileAppId,managedDeviceId", wantApp: 1, wantDevice: 2, wantAppName: "mobileAppId"},
+		{header: "applicationId,intune device id", wantApp: 1, wantDevice: 2, wantAppName: "applicationId"},
+		{header: "app id,device id", wantApp: 1, wantDevice: 2, wantAppName: "app id"},
+		{header: "APP_ID,DEVICE-ID", wantApp: 1, wantDevice: 2, wantAppName: "APP_ID"},
+		{header: " App Id , Device Id ", wantApp: 1, wantDevice: 2, wantAppName: " App Id "},
+		{header: "Mobile App ID,Managed Device ID", wantApp: 1, wantDevice: 2, wantAppName: "Mobile App ID"},
+		{header: "Application_ID,Intune_Device_ID", wantApp: 1, wantDevice: 2, wantAppName: "Application_ID"},
+		{header: "deviceid,APPID", wantApp: 2, wantDevice: 1, wantAppName: "APPID"},
+		{header: "x,appId,y,deviceId,z", wantApp: 2, wantDevice: 4, wantAppName: "appId"},
+		{header: "appId,deviceId,notify", wantApp: 1, wantDevice: 2, wantAppName: "appId", wantNotify: 3, wantNotifyCol: "notify"},
+		{header: "appId,deviceId,notifyManagedDevices", wantApp: 1, wantDevice: 2, wantAppName: "appId", wantNotify: 3, wantNotifyCol: "notifyManagedDevices"},
+		{header: "Notify Managed Devices,appId,deviceId", wantApp: 2, wantDevice: 3, wantAppName: "appId", wantNotify: 1, wantNotifyCol: "Notify Managed Devices"},
+		{header: "NOTIFY,app-id,device_id", wantApp: 2, wantDevice: 3, wantAppName: "app-id", wantNotify: 1, wantNotifyCol: "NOTIFY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.header, func(t *testing.T) {
+			cells := make([]string, strings.Count(tt.header, ",")+1)
+			cells[tt.wantApp-1] = app1
+			cells[tt.wantDevice-1] = dev1
+			if tt.wantNotify > 0 {
+				cells[tt.wantNotify-1] = "yes"
+			}
+			path := writeInput(t, tt.header+"\n"+strings.Join(cells, ",")+"\n")
+
+			in, err := OpenInput(path, false)
+			if err != nil {
+				t.Fatalf("OpenInput: %v", err)
+			}
+			defer in.Close()
+			columns := in.Columns()
+			if columns.AppID.Number != tt.wantApp || columns.AppID.Name != tt.wantAppName {
+				t.Errorf("Columns().AppID = %+v, want number %d, name %q", columns.AppID, tt.wantApp, tt.wantAppName)
+			}
+			if columns.DeviceID.Number != tt.wantDevice {
+				t.Errorf("Columns().DeviceID.Number = %d, want %d", columns.DeviceID.Number, tt.wantDevice)
+			}
+			if columns.Notify.Number != tt.wantNotify || columns.Notify.Name != tt.wantNotifyCol {
+				t.Errorf("Columns().Notify = %+v, want number %d, name %q", columns.Notify, tt.wantNotify, tt.wantNotifyCol)
+			}
+
+			row, err := in.Next()
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			want := Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Notify: tt.wantNotify > 0}
+			if row != want {
+				t.Errorf("Next() = %+v, want %+v", row, want)
+			}
+		})
+	}
+}
+
+func TestOpenInputIntuneExports(t *testing.T) {
+	tests := []struct {
+		name                string
+		content             string
+		wantApp, wantDevice InputColumn
+		wantRows            []Row
+	}{
+		{
+			name: "all devices export with app id added",
+			content: "Device name,Device ID,Microsoft Entra Device ID,Serial number,Primary user UPN,App ID\n" +
+				"iPad-01," + dev1 + "," + dev2 + ",DMPX1,ann@contoso.com," + app1 + "\n",
+			wantApp:    InputColumn{Number: 6, Name: "App ID"},
+			wantDevice: InputColumn{Number: 2, Name: "Device ID"},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name: "older all devices export with Azure AD Device ID",
+			content: "Device name,Azure AD Device ID,Device ID,appId\n" +
+				"iPad-01," + dev2 + "," + dev1 + "," + app1 + "\n",
+			wantApp:    InputColumn{Number: 4, Name: "appId"},
+			wantDevice: InputColumn{Number: 3, Name: "Device ID"},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name: "DeviceInstallStatusByApp report",
+			content: "DeviceId,DeviceName,UserPrincipalName,ApplicationId,AppInstallState,AppInstallState_loc,InstallStateDetail_loc\n" +
+				dev1 + ",iPad-01,ann@contoso.com," + app1 + ",2,Installed,Installé\n" +
+				dev2 + ",iPad-02,bob@contoso.com," + app1 + ",5,Failed,Échec\n",
+			wantApp:    InputColumn{Number: 4, Name: "ApplicationId"},
+			wantDevice: InputColumn{Number: 1, Name: "DeviceId"},
+			wantRows:   []Row{validRow(1, 2, app1, dev1), validRow(2, 3, app1, dev2)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			in, err := OpenInput(path, false)
+			if err != nil {
+				t.Fatalf("OpenInput: %v", err)
+			}
+			columns := in.Columns()
+			in.Close()
+			if columns.AppID != tt.wantApp {
+				t.Errorf("Columns().AppID = %+v, want %+v", columns.AppID, tt.wantApp)
+			}
+			if columns.DeviceID != tt.wantDevice {
+				t.Errorf("Columns().DeviceID = %+v, want %+v", columns.DeviceID, tt.wantDevice)
+			}
+
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tt.wantRows) {
+				t.Errorf("rows = %+v, want %+v", rows, tt.wantRows)
+			}
+		})
+	}
+}
+
+func TestInputFormats(t *testing.T) {
+	tests := []struct {
+		name       string
+		content    string
+		wantFormat InputFormat
+		wantRows   []Row
+	}{
+		{
+			name:       "comma",
+			content:    "appId,deviceId\n" + app1 + "," + dev1 + "\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "no final newline",
+			content:    "appId,deviceId\n" + app1 + "," + dev1,
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "sep line",
+			content:    "sep=;\nappId;deviceId;name\n" + app1 + ";" + dev1 + ";a,b\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ';', SepLine: true},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+		{
+			name:       "sep line overrides detection",
+			content:    "SEP=|\r\nappId|deviceId|a,b,c\r\n" + app1 + "|" + dev1 + "|x,y,z\r\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: '|', SepLine: true},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+		{
+			name:       "sep line with tab",
+			content:    "sep=\t\nappId\tdeviceId\n" + app1 + "\t" + dev1 + "\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: '\t', SepLine: true},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+		{
+			name:       "semicolon detected",
+			content:    "appId;deviceId;Device name\n" + app1 + ";" + dev1 + ";iPad, Ann\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ';'},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "tab detected",
+			content:    "appId\tdeviceId\tname\n" + app1 + "\t" + dev1 + "\tx;y\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: '\t'},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "delimiters inside quotes are not counted",
+			content:    "\"appId\",\"deviceId\",\"a;b;c;d\"\n" + app1 + "," + dev1 + ",x\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "tie goes to comma",
+			content:    "appId,deviceId,x;y;z\n" + app1 + "," + dev1 + ",a;b;c\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "UTF-8 byte-order mark",
+			content:    "\uFEFFappId,deviceId\n" + app1 + "," + dev1 + "\n",
+			wantFormat: InputFormat{Encoding: "UTF-8 with BOM", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "byte-order mark and sep line",
+			content:    "\uFEFFsep=;\r\nappId;deviceId\r\n" + app1 + ";" + dev1 + "\r\n",
+			wantFormat: InputFormat{Encoding: "UTF-8 with BOM", Delimiter: ';', SepLine: true},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+		{
+			name:       "UTF-16LE unicode text",
+			content:    utf16LE("Device name\tappId\tdeviceId\r\nÉcran ☃\t" + app1 + "\t" + dev1 + "\r\n\r\niPad\t" + app2 + "\t" + dev2 + "\r\n"),
+			wantFormat: InputFormat{Encoding: "UTF-16LE", Delimiter: '\t'},
+			wantRows:   []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app2, dev2)},
+		},
+		{
+			name:       "UTF-16BE",
+			content:    utf16BE("appId;deviceId\n" + app1 + ";" + dev1 + "\n"),
+			wantFormat: InputFormat{Encoding: "UTF-16BE", Delimiter: ';'},
+			wantRows:   []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:       "CRLF",
+			content:    "appId,deviceId\r\n" + app1 + "," + dev1 + "\r\n" + app1 + "," + dev2 + "\r\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1), validRow(2, 3, app1, dev2)},
+		},
+		{
+			name: "quoted fields with delimiters, quotes and newlines",
+			content: "appId,Device name,deviceId\n" +
+				"\"" + app1 + "\",\"Ann's \"\"iPad\"\", room 4\",\"" + dev1 + "\"\n" +
+				app1 + ",\"line one\r\nline two,\nline three\"," + dev2 + "\n" +
+				app1 + ",plain," + dev3 + "\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1), validRow(2, 3, app1, dev2), validRow(3, 6, app1, dev3)},
+		},
+		{
+			name: "blank lines and empty records are skipped",
+			content: "\n\n;;;\nappId;deviceId;x\n\n" + app1 + ";" + dev1 + ";a\n;;\n  ;  ; \n;;;\n\r\n" +
+				app1 + ";" + dev2 + ";b\n;;;\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ';'},
+			wantRows:   []Row{validRow(1, 6, app1, dev1), validRow(2, 11, app1, dev2)},
+		},
+		{
+			name:       "blank lines before the header with sep line",
+			content:    "sep=,\n\n , \nappId,deviceId\n" + app1 + "," + dev1 + "\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ',', SepLine: true},
+			wantRows:   []Row{validRow(1, 5, app1, dev1)},
+		},
+		{
+			name: "invalid UTF-8 in an ignored column",
+			content: "appId,Device name,deviceId,notes\n" +
+				app1 + ",iPad \xff\xfe\xc3," + dev1 + ",\x80\x81\n" +
+				app1 + ",\"quoted \xe9t\xe9\"," + dev2 + ",ok\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 2, app1, dev1), validRow(2, 3, app1, dev2)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			in, err := OpenInput(path, false)
+			if err != nil {
+				t.Fatalf("OpenInput: %v", err)
+			}
+			format := in.Format()
+			in.Close()
+			if format != tt.wantFormat {
+				t.Errorf("Format() = %+v, want %+v", format, tt.wantFormat)
+			}
+
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tt.wantRows) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, tt.wantRows)
+			}
+		})
+	}
+}
+
+func TestInputIDNormalisation(t *testing.T) {
+	tests := []struct {
+		cell string
+		want string
+	}{
+		{cell: app1, want: app1},
+		{cell: strings.ToUpper(app1), want: app1},
+		{cell: "{" + app1 + "}", want: app1},
+		{cell: "{" + strings.ToUpper(app1) + "}", want: app1},
+		{cell: "  " + app1 + "\t", want: app1},
+		{cell: " {0F8FAD5B-d9cb-469F-A165-70867728950E} ", want: app1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cell, func(t *testing.T) {
+			path := writeInput(t, "appId,deviceId\n\""+tt.cell+"\",\""+tt.cell+"\"\n")
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Row{validRow(1, 2, tt.want, tt.want)}
+			if !slices.Equal(rows, want) {
+				t.Errorf("rows = %+v, want %+v", rows, want)
+			}
+		})
+	}
+}
+
+func TestInputNotify(t *testing.T) {
+	tests := []struct {
+		cell          string
+		defaultNotify bool
+		want          bool
+		wantInvalid   string
+	}{
+		{cell: "true", want: true},
+		{cell: "TRUE", want: true},
+		{cell: " Yes ", want: true},
+		{cell: "1", want: true},
+		{cell: "false", defaultNotify: true, want: false},
+		{cell: "No", defaultNotify: true, want: false},
+		{cell: "0", defaultNotify: true, want: false},
+		{cell: "", defaultNotify: true, want: true},
+		{cell: "", defaultNotify: false, want: false},
+		{cell: "   ", defaultNotify: true, want: true},
+		{cell: "maybe", defaultNotify: true, want: true,
+			wantInvalid: `notify value "maybe" is not one of true, false, yes, no, 1, 0`},
+		{cell: "2", want: false,
+			wantInvalid: `notify value "2" is not one of true, false, yes, no, 1, 0`},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q default %v", tt.cell, tt.defaultNotify), func(t *testing.T) {
+			path := writeInput(t, "appId,deviceId,notify\n"+app1+","+dev1+","+tt.cell+"\n")
+			rows, err := readInput(t, path, tt.defaultNotify)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Row{{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Notify: tt.want, Invalid: tt.wantInvalid}}
+			if !slices.Equal(rows, want) {
+				t.Errorf("rows = %+v, want %+v", rows, want)
+			}
+		})
+	}
+}
+
+func TestInputNotifyDefaultWithoutColumn(t *testing.T) {
+	for _, defaultNotify := range []bool{false, true} {
+		path := writeInput(t, "appId,deviceId\n"+app1+","+dev1+"\n")
+		rows, err := readInput(t, path, defaultNotify)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Row{{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Notify: defaultNotify}}
+		if !slices.Equal(rows, want) {
+			t.Errorf("default %v: rows = %+v, want %+v", defaultNotify, rows, want)
+		}
+	}
+}
+
+func TestInputInvalidRows(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	tests := []struct {
+		name string
+		line string // one data line after the header "appId,deviceId,name"
+		want Row
+	}{
+		{
+			name: "too many fields",
+			line: app1 + "," + dev1 + ",iPad, Ann",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: `has 4 fields, but the header has 3; put a value that contains ',' in quotes`},
+		},
+		{
+			name: "too few fields",
+			line: app1 + "," + dev1,
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Invalid: "has 2 fields, but the header has 3"},
+		},
+		{
+			name: "too few fields for the device id",
+			line: app1,
+			want: Row{Index: 1, Line: 2, AppID: app1, Invalid: "has 1 field, but the header has 3"},
+		},
+		{
+			name: "bare quote",
+			line: app1 + "," + dev1 + ",Ann's 10\" iPad",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: `a value that does not start with a quote contains one; put the value in quotes and write the quote as ""`},
+		},
+		{
+			name: "text after a closing quote",
+			line: app1 + "," + dev1 + ",\"Ann\"s iPad\"",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: `a quote inside a quoted value is not written as "", or a closing quote is followed by more text`},
+		},
+		{
+			name: "empty app id",
+			line: "," + dev1 + ",x",
+			want: Row{Index: 1, Line: 2, DeviceID: dev1, Invalid: "app id is empty"},
+		},
+		{
+			name: "blank device id",
+			line: app1 + ",  ,x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: "  ", Invalid: "device id is empty"},
+		},
+		{
+			name: "app id not a GUID",
+			line: "Contoso App," + dev1 + ",x",
+			want: Row{Index: 1, Line: 2, AppID: "Contoso App", DeviceID: dev1,
+				Invalid: `app id "Contoso App" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "GUID without dashes",
+			line: app1 + ",7c9e6679742540de944be07fc1f90ae7,x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: "7c9e6679742540de944be07fc1f90ae7",
+				Invalid: `device id "7c9e6679742540de944be07fc1f90ae7" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "GUID with a non-hex digit",
+			line: app1 + ",7c9e6679-7425-40de-944b-e07fc1f90aeg,x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: "7c9e6679-7425-40de-944b-e07fc1f90aeg",
+				Invalid: `device id "7c9e6679-7425-40de-944b-e07fc1f90aeg" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "GUID with one brace",
+			line: "{" + app1 + "," + dev1 + ",x",
+			want: Row{Index: 1, Line: 2, AppID: "{" + app1, DeviceID: dev1,
+				Invalid: `app id "{` + app1 + `" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "long id is shortened",
+			line: app1 + "," + long + ",x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: long,
+				Invalid: `device id "` + long[:60] + `"... (100 bytes) is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "invalid UTF-8 in an id",
+			line: "\xff\xfeid\x00," + dev1 + ",x",
+			want: Row{Index: 1, Line: 2, AppID: "\xff\xfeid\x00", DeviceID: dev1,
+				Invalid: `app id "\xff\xfeid\x00" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "both ids invalid",
+			line: "a,b,x",
+			want: Row{Index: 1, Line: 2, AppID: "a", DeviceID: "b",
+				Invalid: `app id "a" is not a GUID (8-4-4-4-12 hex digits); device id "b" is not a GUID (8-4-4-4-12 hex digits)`},
+		},
+		{
+			name: "id with a line break",
+			line: app1 + ",\"" + dev1 + "\nx\",x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + "\nx",
+				Invalid: `device id "` + dev1 + `\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, "appId,deviceId,name\n"+tt.line+"\n"+app2+","+dev2+",next\n")
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := validRow(2, tt.want.Line+1+strings.Count(tt.want.DeviceID, "\n"), app2, dev2)
+			want := []Row{tt.want, next}
+			if !slices.Equal(rows, want) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, want)
+			}
+			for _, row := range rows {
+				if strings.ContainsAny(row.Invalid, "\r\n") || !utf8.ValidString(row.Invalid) {
+					t.Errorf("row %d: Invalid = %q, want valid UTF-8 on one line", row.Index, row.Invalid)
+				}
+			}
+		})
+	}
+}
+
+func TestInputStrayQuoteOnLastLine(t *testing.T) {
+	// A quote error on the last line that leaves no quote open is an invalid row, not an unclosed quote.
+	const reason = `a quote inside a quoted value is not written as "", or a closing quote is followed by more text`
+	for _, last := range []string{
+		app1 + `,"x"y` + "\n",
+		app1 + `,"x"y`,
+		app1 + `,"x"y` + "\r\n",
+		app1 + `,"x"y` + "\r",
+		app1 + `,"x"y"` + "\n",
+		app1 + `,"x""y"z`,
+	} {
+		t.Run(last, func(t *testing.T) {
+			rows, err := readInput(t, writeInput(t, "appId,deviceId\n"+last), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Row{{Index: 1, Line: 2, AppID: app1, Invalid: reason}}
+			if !slices.Equal(rows, want) {
+				t.Errorf("rows = %+v, want %+v", rows, want)
+			}
+		})
+	}
+}
+
+func TestInputRowNumbering(t *testing.T) {
+	content := "sep=;\r\n" + // line 1
+		"\r\n" + // 2
+		"appId;deviceId;note\r\n" + // 3
+		app1 + ";" + dev1 + ";\"two\r\nlines\"\r\n" + // 4-5
+		";;\r\n" + // 6
+		"\r\n" + // 7
+		app1 + ";" + dev2 + ";x\r\n" + // 8
+		"bad;" + dev3 + ";x\r\n" + // 9
+		"  ;\t;  \r\n" + // 10
+		app2 + ";" + dev1 + ";\"a\n\nb\"\r\n" + // 11-13
+		app2 + ";" + dev2 + ";last" // 14
+	want := []Row{
+		validRow(1, 4, app1, dev1),
+		validRow(2, 8, app1, dev2),
+		{Index: 3, Line: 9, AppID: "bad", DeviceID: dev3, Invalid: `app id "bad" is not a GUID (8-4-4-4-12 hex digits)`},
+		validRow(4, 11, app2, dev1),
+		validRow(5, 14, app2, dev2),
+	}
+	rows, err := readInput(t, writeInput(t, content), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("rows = %+v\nwant   %+v", rows, want)
+	}
+}
+
+func TestInputFatal(t *testing.T) {
+	const header = "appId,deviceId\n"
+	row := app1 + "," + dev1 + "\n"
+	tests := []struct {
+		name        string
+		content     string
+		wantRows    int // rows Next returns before the error
+		wantLine    int
+		wantProblem string
+		wantFix     string
+	}{
+		{name: "empty file", content: "",
+			wantProblem: "the file is empty", wantFix: "header such as appId,deviceId"},
+		{name: "only blank lines", content: "\n\r\n  \n;;;\n,,\n",
+			wantProblem: "no header row: the file contains only blank lines", wantFix: "add a header row"},
+		{name: "only a byte-order mark", content: "\uFEFF",
+			wantProblem: "no header row", wantFix: "add a header row"},
+		{name: "only a sep line", content: "sep=;\r\n;;\r\n",
+			wantProblem: "no header row", wantFix: "add a header row"},
+		{name: "only empty quoted cells", content: "\"\",\"\"\n",
+			wantProblem: "no header row", wantFix: "add a header row"},
+		{name: "sep line without delimiter", content: "sep=\nappId,deviceId\n",
+			wantLine: 1, wantProblem: `the first line "sep=\n" starts like an Excel sep= line but does not name one delimiter`,
+			wantFix: "write it as sep=;"},
+		{name: "sep line with two characters", content: "sep=;;\nappId;deviceId\n",
+			wantLine: 1, wantProblem: "does not name one delimiter", wantFix: "write it as sep=;"},
+		{name: "sep line with a quote", content: "sep=\"\nappId,deviceId\n",
+			wantLine: 1, wantProblem: "does not name one delimiter", wantFix: "write it as sep=;"},
+		{name: "no app id column", content: "Device ID,Device name\n" + dev1 + ",x\n",
+			wantProblem: `no app id column: the header has "Device ID", "Device name"`, wantFix: "name the column of app ids appId"},
+		{name: "no device id column", content: "appId,Device name,Serial number\n",
+			wantProblem: `no device id column: the header has "appId", "Device name", "Serial number"`,
+			wantFix:     "name the column of Intune managed device ids deviceId"},
+		{name: "header in one cell", content: "appId|deviceId\n",
+			wantProblem: `no app id column: the header has "appId|deviceId"`,
+			wantFix:     `the header was read as one cell with the delimiter ',', so if the file uses another delimiter, add a first line "sep=" followed by it`},
+		{name: "long header is listed in part", content: "a,b,c,d,e,f,g,h,i,j,k,l,m,n,deviceId\n",
+			wantProblem: `no app id column: the header has "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l" and 3 more`,
+			wantFix:     "name the column of app ids"},
+		{name: "two app id columns", content: "appId,deviceId,Application ID\n",
+			wantProblem: `two app id columns: "appId" (column 1) and "Application ID" (column 3)`, wantFix: "delete or rename one of them"},
+		{name: "two device id columns", content: "Device ID,appId,Intune Device ID\n",
+			wantProblem: `two device id columns: "Device ID" (column 1) and "Intune Device ID" (column 3)`, wantFix: "delete or rename one of them"},
+		{name: "two notify columns", content: "appId,deviceId,notify,Notify Managed Devices\n",
+			wantProblem: `two notify columns: "notify" (column 3) and "Notify Managed Devices" (column 4)`, wantFix: "delete or rename one of them"},
+		{name: "UTF-16 without byte-order mark", content: "a\x00p\x00p\x00I\x00d\x00,\x00d\x00e\x00v\x00\n\x00",
+			wantProblem: "the header contains NUL bytes, so the file is probably UTF-16 without a byte-order mark",
+			wantFix:     `save it from Excel as "CSV UTF-8"`},
+		{name: "classic Mac line endings", content: "appId,deviceId\r" + app1 + "," + dev1 + "\r",
+			wantLine:    1,
+			wantProblem: "lines end with a carriage return alone", wantFix: `save the file from Excel as "CSV UTF-8"`},
+		{name: "stray quote in the header", content: "appId,\"device\"Id\n" + row,
+			wantLine: 1, wantProblem: "the header row has a stray quote", wantFix: `write the quote as ""`},
+		{name: "unclosed quote in the header", content: "appId,\"deviceId\n" + row,
+			wantLine: 1, wantProblem: "a quoted value in the record that starts on line 1 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote in the middle", content: header + row + app1 + ",\"" + dev2 + "\n" + row + row,
+			wantRows: 1, wantLine: 3, wantProblem: "a quoted value in the record that starts on line 3 is never closed, so every later line would be read into that value",
+			wantFix: `close the quote, or write a quote inside a quoted value as ""`},
+		{name: "unclosed quote on the last line", content: header + row + app1 + ",\"" + dev2 + "\n",
+			wantRows: 1, wantLine: 3, wantProblem: "a quoted value in the record that starts on line 3 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote on the last line without newline", content: header + row + app1 + ",\"" + dev2,
+			wantRows: 1, wantLine: 3, wantProblem: "a quoted value in the record that starts on line 3 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote with CRLF", content: "appId,deviceId\r\n" + app1 + ",\"" + dev2 + "\r\n",
+			wantLine: 2, wantProblem: "a quoted value in the record that starts on line 2 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote before a final CR", content: header + app1 + ",\"" + dev2 + "\r",
+			wantLine: 2, wantProblem: "a quoted value in the record that starts on line 2 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote before blank lines", content: header + app1 + ",\"" + dev2 + "\n\n\n",
+			wantLine: 2, wantProblem: "a quoted value in the record that starts on line 2 is never closed", wantFix: "close the quote"},
+		{name: "escaped quote at the end is not a closing quote", content: header + app1 + ",\"x\"\"\n",
+			wantLine: 2, wantProblem: "a quoted value in the record that starts on line 2 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote after a sep line and blank lines", content: "sep=,\n\n" + header + row + "\n" + app1 + ",\"" + dev2 + "\n" + row,
+			wantRows: 1, wantLine: 6, wantProblem: "a quoted value in the record that starts on line 6 is never closed", wantFix: "close the quote"},
+		{name: "unclosed quote in UTF-16", content: utf16LE("appId\tdeviceId\r\n" + app1 + "\t\"" + dev1 + "\r\n" + app1 + "\t" + dev2 + "\r\n"),
+			wantLine: 2, wantProblem: "a quoted value in the record that starts on line 2 is never closed", wantFix: "close the quote"},
+		{name: "stray opening quote ended by a later quote", content: header + app1 + ",\"" + dev1 + "\n" + row + row + app1 + ",\"" + dev2 + "\"x\n" + row,
+			wantLine: 2, wantProblem: "the record that starts on line 2 runs to line 5 inside a quoted value and has a stray quote on line 5, so lines 2-5 were probably read as one value",
+			wantFix: "close the quote"},
+		{name: "bare quote after a multi-line value", content: "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"a\nb\",x\"y\n" + row,
+			wantLine: 2, wantProblem: "the record that starts on line 2 runs to line 3 inside a quoted value", wantFix: "close the quote"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			rows, err := readInput(t, path, false)
+			if len(rows) != tt.wantRows {
+				t.Errorf("rows before the error = %d, want %d", len(rows), tt.wantRows)
+			}
+			var inputErr *InputError
+			if !errors.As(err, &inputErr) {
+				t.Fatalf("error = %v, want an *InputError", err)
+			}
+			checkInputError(t, inputErr, path, tt.wantLine, tt.wantProblem, tt.wantFix)
+
+			// ScanInput reads through the same code, so it must stop with the same error.
+			_, scanErr := ScanInput(path)
+			if scanErr == nil || scanErr.Error() != err.Error() {
+				t.Errorf("ScanInput error = %v\nwant the Next error %v", scanErr, err)
+			}
+		})
+	}
+}
+
+func checkInputError(t *testing.T, err *InputError, wantPath string, wantLine int, wantProblem, wantFix string) {
+	t.Helper()
+	if err.Path != wantPath {
+		t.Errorf("Path = %q, want %q", err.Path, wantPath)
+	}
+	if err.Line != wantLine {
+		t.Errorf("Line = %d, want %d", err.Line, wantLine)
+	}
+	if !strings.Contains(err.Problem, wantProblem) {
+		t.Errorf("Problem = %q, want it to contain %q", err.Problem, wantProblem)
+	}
+	if !strings.Contains(err.Fix, wantFix) {
+		t.Errorf("Fix = %q, want it to contain %q", err.Fix, wantFix)
+	}
+	wantPrefix := wantPath + ": "
+	if wantLine > 0 {
+		wantPrefix = fmt.Sprintf("%s:%d: ", wantPath, wantLine)
+	}
+	if msg := err.Error(); msg != wantPrefix+err.Problem+"; "+err.Fix {
+		t.Errorf("Error() = %q, want %q", msg, wantPrefix+err.Problem+"; "+err.Fix)
+	}
+	if msg := err.Error(); strings.ContainsAny(msg, "\r\n") || !utf8.ValidString(msg) {
+		t.Errorf("Error() = %q, want valid UTF-8 on one line", msg)
+	}
+}
+
+func TestInputFatalEntraDeviceID(t *testing.T) {
+	for _, column := range []string{
+		"Azure AD Device ID",
+		"Microsoft Entra Device ID",
+		"Entra Device ID",
+		"AAD Device ID",
+		"azureADDeviceId",
+		"entra_device_id",
+		"Entra ID Device ID",
+	} {
+		t.Run(column, func(t *testing.T) {
+			path := writeInput(t, "Device name,"+column+",appId\niPad,"+dev1+","+app1+"\n")
+			_, err := OpenInput(path, false)
+			var inputErr *InputError
+			if !errors.As(err, &inputErr) {
+				t.Fatalf("OpenInput error = %v, want an *InputError", err)
+			}
+			checkInputError(t, inputErr, path, 0,
+				fmt.Sprintf("no device id column: the header has %q, which is the Entra device id, not the Intune managed device id", column),
+				`export "Device ID" from the Intune admin center (Devices > All devices > Export) and use that column`)
+		})
+	}
+}
+
+func TestOpenInputFileErrors(t *testing.T) {
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "missing.csv")
+	_, err := OpenInput(missing, false)
+	var inputErr *InputError
+	if !errors.As(err, &inputErr) {
+		t.Fatalf("OpenInput(missing) error = %v, want an *InputError", err)
+	}
+	checkInputError(t, inputErr, missing, 0, "file not found", "check the path")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OpenInput(missing) error = %v, want it to wrap fs.ErrNotExist", err)
+	}
+
+	_, err = OpenInput(dir, false)
+	if !errors.As(err, &inputErr) {
+		t.Fatalf("OpenInput(directory) error = %v, want an *InputError", err)
+	}
+	checkInputError(t, inputErr, dir, 0, "is a directory, not a file", "give the path of the CSV file")
+
+	_, err = ScanInput(missing)
+	if !errors.As(err, &inputErr) || inputErr.Problem != "file not found" {
+		t.Errorf("ScanInput(missing) error = %v, want file not found", err)
+	}
+}
+
+func TestOpenInputPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 || runtime.GOOS == "windows" {
+		t.Skip("root and Windows ignore the file mode")
+	}
+	path := writeInput(t, "appId,deviceId\n")
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenInput(path, false)
+	var inputErr *InputError
+	if !errors.As(err, &inputErr) {
+		t.Fatalf("OpenInput error = %v, want an *InputError", err)
+	}
+	checkInputError(t, inputErr, path, 0, "permission denied", "make the file readable")
+}
+
+func TestInputNextAfterEnd(t *testing.T) {
+	path := writeInput(t, "appId,deviceId\n"+app1+","+dev1+"\n"+app1+",\"x\n")
+	in, err := OpenInput(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := in.Next(); err != nil {
+		t.Fatalf("first Next: %v", err)
+	}
+	_, first := in.Next()
+	_, second := in.Next()
+	if first == nil || second != first {
+		t.Errorf("Next after the fatal error = %v, want the same error %v", second, first)
+	}
+
+	path = writeInput(t, "appId,deviceId\n")
+	in, err = OpenInput(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for i := range 2 {
+		if _, err := in.Next(); err != io.EOF {
+			t.Errorf("Next call %d on a file without rows = %v, want io.EOF", i+1, err)
+		}
+	}
+}
+
+func TestInputOffsetAndSize(t *testing.T) {
+	content := "appId,deviceId\n" + strings.Repeat(app1+","+dev1+"\n", 5000)
+	path := writeInput(t, content)
+	in, err := OpenInput(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if got, want := in.Size(), int64(len(content)); got != want {
+		t.Errorf("Size() = %d, want %d", got, want)
+	}
+	if got := in.Offset(); got <= 0 || got >= int64(len(content)) {
+		t.Errorf("Offset() after the header = %d, want between 0 and %d", got, len(content))
+	}
+
+	previous := int64(0)
+	for {
+		_, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if offset := in.Offset(); offset < previous {
+			t.Fatalf("Offset() = %d after %d, want it never to decrease", offset, previous)
+		}
+		previous = in.Offset()
+	}
+	if got, want := in.Offset(), int64(len(content)); got != want {
+		t.Errorf("Offset() at the end = %d, want %d", got, want)
+	}
+}
+
+func TestScanInput(t *testing.T) {
+	tests := []struct {
+		name        string
+		content     string
+		wantRows    int
+		wantInvalid int
+	}{
+		{name: "header only", content: "appId,deviceId\n"},
+		{name: "valid and invalid rows", content: "sep=;\n\nappId;deviceId\n" + app1 + ";" + dev1 + "\n;;\nx;y\n" + app1 + ";\"" + dev2 + "\"\n",
+			wantRows: 3, wantInvalid: 1},
+		{name: "UTF-16", content: utf16LE("appId\tdeviceId\r\n" + app1 + "\t" + dev1 + "\r\n" + app1 + "\tz\r\n"),
+			wantRows: 2, wantInvalid: 1},
+		{name: "many rows", content: "appId,deviceId\n" + strings.Repeat(app1+","+dev1+"\n", 20000),
+			wantRows: 20000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			summary, err := ScanInput(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(tt.content))
+			want := InputSummary{Size: int64(len(tt.content)), SHA256: hex.EncodeToString(sum[:]), Rows: tt.wantRows, Invalid: tt.wantInvalid}
+			if summary != want {
+				t.Errorf("ScanInput() = %+v\nwant         %+v", summary, want)
+			}
+
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != summary.Rows {
+				t.Errorf("Next returned %d rows, ScanInput counted %d", len(rows), summary.Rows)
+			}
+		})
+	}
+}
+
+// FuzzInput feeds arbitrary bytes to the reader. It checks that nothing panics, that Index counts up
+// from 1 and Line goes up, that every row is either valid with normalised GUIDs or has a one-line
+// reason, and that ScanInput agrees with OpenInput and Next.
+func FuzzInput(f *testing.F) {
+	row := app1 + "," + dev1 + "\n"
+	seeds := []string{
+		"",
+		"\n\n",
+		"appId,deviceId\n" + row,
+		"appId,deviceId,notify\n" + app1 + "," + dev1 + ",yes\n" + app1 + "," + dev2 + ",maybe\n",
+		"sep=;\r\nappId;deviceId\r\n;;\r\n" + app1 + ";" + dev1 + "\r\n",
+		"appId\tdeviceId\n" + app1 + "\t" + dev1 + "\n",
+		"\uFEFFappId,deviceId\n{" + strings.ToUpper(app1) + "}, " + dev1 + " \n",
+		utf16LE("appId\tdeviceId\r\n" + app1 + "\t" + dev1 + "\r\n"),
+		utf16LE("appId\tdeviceId\r\n") + "\x00",
+		"appId,Device name,deviceId\n" + app1 + ",\"a,\"\"b\"\"\nc\"," + dev1 + "\n",
+		"appId,deviceId,x\n" + app1 + "," + dev1 + ",\xff\xfe\n",
+		"appId,deviceId\n" + app1 + ",\"" + dev1 + "\n" + row,
+		"appId,deviceId\n" + app1 + ",\"" + dev1 + "\n" + row + app1 + ",\"x\"y\n",
+		"appId,deviceId\na,b\"c\n" + row,
+		"appId,deviceId\n" + app1 + "," + dev1 + ",extra\n" + app1 + "\n",
+		"Device name,Microsoft Entra Device ID,appId\n",
+		"appId,deviceId,applicationId\n",
+		"appId,deviceId\r" + row,
+		"sep=\n",
+		"DeviceId,ApplicationId,AppInstallState_loc\n" + dev1 + "," + app1 + ",Installé\n",
+	}
+	for _, seed := range seeds {
+		f.Add([]byte(seed))
+	}
+
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(t.TempDir(), "input.csv")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+
+		rows, readErr := readInput(t, path, false)
+		for i, row := range rows {
+			if row.Index != i+1 {
+				t.Fatalf("row %d has Index %d", i+1, row.Index)
+			}
+			if i > 0 && row.Line <= rows[i-1].Line {
+				t.Fatalf("row %d starts on line %d, after row %d on line %d", row.Index, row.Line, i, rows[i-1].Line)
+			}
+			if row.Invalid == "" {
+				if !isNormalisedGUID(row.AppID) || !isNormalisedGUID(row.DeviceID) {
+					t.Fatalf("valid row %d has ids %q and %q, want normalised GUIDs", row.Index, row.AppID, row.DeviceID)
+				}
+			} else if strings.ContainsAny(row.Invalid, "\r\n") || !utf8.ValidString(row.Invalid) {
+				t.Fatalf("row %d: Invalid = %q, want valid UTF-8 on one line", row.Index, row.Invalid)
+			}
+		}
+		if readErr != nil {
+			var inputErr *InputError
+			if !errors.As(readErr, &inputErr) {
+				t.Fatalf("error = %v, want an *InputError", readErr)
+			}
+			// A regular file never fails to read, so an underlying error means that a decoder failed.
+			if inputErr.Err != nil {
+				t.Fatalf("error = %v, want no underlying read error", readErr)
+			}
+			if msg := readErr.Error(); strings.ContainsAny(msg, "\r\n") || !utf8.ValidString(msg) {
+				t.Fatalf("Error() = %q, want valid UTF-8 on one line", msg)
+			}
+		}
+
+		summary, scanErr := ScanInput(path)
+		switch {
+		case (readErr == nil) != (scanErr == nil):
+			t.Fatalf("Next error = %v, ScanInput error = %v", readErr, scanErr)
+		case readErr != nil && readErr.Error() != scanErr.Error():
+			t.Fatalf("Next error = %v, ScanInput error = %v", readErr, scanErr)
+		case readErr == nil && summary.Rows != len(rows):
+			t.Fatalf("ScanInput counted %d rows, Next returned %d", summary.Rows, len(rows))
+		case readErr == nil && summary.Size != int64(len(content)):
+			t.Fatalf("ScanInput Size = %d, want %d", summary.Size, len(content))
+		}
+	})
+}
+
+func isNormalisedGUID(s string) bool {
+	g, ok := parseGUID(s)
+	return ok && g.String() == s
+}
+
+// writeBenchmarkInput writes a file of rows data rows shaped like an Intune export: a few apps, many
+// devices, and columns that the reader ignores.
+func writeBenchmarkInput(b *testing.B, rows int) string {
+	b.Helper()
+	var content bytes.Buffer
+	content.WriteString("Device name,Device ID,Microsoft Entra Device ID,Serial number,appId,notify\r\n")
+	for i := range rows {
+		fmt.Fprintf(&content, "iPad-%06d,%08x-7425-40de-944b-e07fc1f90ae7,%08x-65aa-42ec-a945-5fd21dec0538,DMPX%06d,%s,%t\r\n",
+			i, i, i, i, []string{app1, app2}[i%2], i%3 == 0)
+	}
+	path := filepath.Join(b.TempDir(), "input.csv")
+	if err := os.WriteFile(path, content.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkInputNext reads a generated 100,000-row file and reports rows per second and allocations
+// per row.
+func BenchmarkInputNext(b *testing.B) {
+	const rows = 100_000
+	path := writeBenchmarkInput(b, rows)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	files := 0
+	for b.Loop() {
+		in, err := OpenInput(path, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			row, err := in.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || row.Invalid != "" {
+				b.Fatalf("row %d: %v %s", n+1, err, row.Invalid)
+			}
+			n++
+		}
+		in.Close()
+		if n != rows {
+			b.Fatalf("read %d rows, want %d", n, rows)
+		}
+		files++
+	}
+	runtime.ReadMemStats(&after)
+
+	b.ReportMetric(float64(files*rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(files*rows), "allocs/row")
+}
