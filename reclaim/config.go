@@ -1,0 +1,164 @@
+// Package reclaim runs a reclaim job: it reads (app id, device id) rows from a CSV file, sends one
+// revokeDeviceLicense request per new pair through a rate-limited worker pool, records an outcome per
+// row, and keeps a checkpoint so that any later run can finish the job after a stop or a crash.
+package reclaim
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/rs/zerolog"
+
+	"reclaim/graphclient"
+)
+
+// Names of the files a job keeps in its out dir.
+const (
+	OutcomesFile   = "outcomes.csv"
+	SummaryFile    = "summary.csv"
+	CheckpointFile = "checkpoint.json"
+	DryRunDir      = "dry-run"
+)
+
+// SimulatorTarget is the Target of a job run against the built-in simulator.
+const SimulatorTarget = "simulator"
+
+// Config describes a run. Zero values of the optional fields take the defaults of the command line.
+type Config struct {
+	// Input is the CSV file of rows to revoke.
+	Input string
+	// OutDir holds outcomes.csv, summary.csv and, unless Checkpoint says otherwise, checkpoint.json.
+	OutDir string
+	// Checkpoint is the checkpoint path; empty means OutDir/checkpoint.json.
+	Checkpoint string
+	// GraphURL is the Graph root including the version, such as graphclient.DefaultGraphURL.
+	GraphURL string
+	// Target names what the job sends to in its checkpoint: GraphURL, or SimulatorTarget.
+	Target string
+
+	// Rate is the number of requests per second the whole pool may start; Burst is how many may start
+	// at once after a quiet spell.
+	Rate  float64
+	Burst int
+	// Workers is the number of requests in flight at most.
+	Workers int
+	// MaxAttempts is the number of attempts per row, the first one included.
+	MaxAttempts int
+	// Timeout bounds one request.
+	Timeout time.Duration
+	// Notify is the default of notifyManagedDevices for rows without a notify cell.
+	Notify bool
+	// DryRun reads and checks everything and sends nothing.
+	DryRun bool
+	// Deadline, when positive, stops the run from starting rows after this long.
+	Deadline time.Duration
+	// Restart moves the outputs of an earlier job aside before starting.
+	Restart bool
+	// OutageAfter is how long every request may fail with a retryable fault before the run stops as a
+	// Graph outage.
+	OutageAfter time.Duration
+	// Drain is how long in-flight requests may take to finish once the run stops.
+	Drain time.Duration
+
+	// Credential provides tokens; nil means graphclient.NewCredential, which also serves as
+	// NewCredential.
+	Credential    azcore.TokenCredential
+	NewCredential func() (azcore.TokenCredential, error)
+	// HTTPClient sends the Graph requests; nil means graphclient's own.
+	HTTPClient *http.Client
+	// Version is sent in the User-Agent header.
+	Version string
+
+	// Stdout receives the closing summary for people; nil discards it.
+	Stdout io.Writer
+	// Logger receives the structured log.
+	Logger zerolog.Logger
+
+	// CheckpointEvery and ProgressEvery set how often the checkpoint is saved and progress is logged.
+	CheckpointEvery time.Duration
+	ProgressEvery   time.Duration
+	// BackoffBase is the first wait after a fault without Retry-After; it doubles up to BackoffMax.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+// Defaults of Config, which the command line shows in its help.
+const (
+	DefaultOutDir      = "reclaim-out"
+	DefaultRate        = 5.0
+	DefaultBurst       = 2
+	DefaultWorkers     = 4
+	DefaultMaxAttempts = 8
+	DefaultOutageAfter = 5 * time.Minute
+	DefaultDrain       = 10 * time.Second
+)
+
+// withDefaults returns cfg with every zero optional field set, or a UsageError naming the first bad value.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Input == "" {
+		return cfg, usageErrorf("no input file: give --input FILE, a CSV with app id and device id columns")
+	}
+	if cfg.OutDir == "" {
+		cfg.OutDir = DefaultOutDir
+	}
+	if cfg.Checkpoint == "" {
+		cfg.Checkpoint = filepath.Join(cfg.OutDir, CheckpointFile)
+	}
+	if cfg.GraphURL == "" {
+		cfg.GraphURL = graphclient.DefaultGraphURL
+	}
+	graphURL, err := graphclient.ParseGraphURL(cfg.GraphURL)
+	if err != nil {
+		return cfg, &UsageError{Err: err}
+	}
+	cfg.GraphURL = graphURL.String()
+	if cfg.Target == "" {
+		cfg.Target = cfg.GraphURL
+	}
+
+	switch {
+	case cfg.Rate < 0 || cfg.Rate > 1000:
+		return cfg, usageErrorf("--rate %g is out of range: give requests per second between 0.01 and 1000 (Graph allows about 5)", cfg.Rate)
+	case cfg.Burst < 0:
+		return cfg, usageErrorf("--burst %d is negative: give 1 or more", cfg.Burst)
+	case cfg.Workers < 0 || cfg.Workers > 256:
+		return cfg, usageErrorf("--workers %d is out of range: give 1 to 256", cfg.Workers)
+	case cfg.MaxAttempts < 0:
+		return cfg, usageErrorf("--max-attempts %d is negative: give 1 or more", cfg.MaxAttempts)
+	case cfg.Timeout < 0 || cfg.Deadline < 0 || cfg.OutageAfter < 0:
+		return cfg, usageErrorf("--timeout, --deadline and --outage-after must not be negative")
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.Rate < 0.01 {
+		return cfg, usageErrorf("--rate %g is too low: give at least 0.01 requests per second", cfg.Rate)
+	}
+	setDefault(&cfg.Burst, DefaultBurst)
+	setDefault(&cfg.Workers, DefaultWorkers)
+	setDefault(&cfg.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&cfg.Timeout, graphclient.DefaultTimeout)
+	setDefault(&cfg.OutageAfter, DefaultOutageAfter)
+	setDefault(&cfg.Drain, DefaultDrain)
+	setDefault(&cfg.CheckpointEvery, 5*time.Second)
+	setDefault(&cfg.ProgressEvery, 10*time.Second)
+	setDefault(&cfg.BackoffBase, time.Second)
+	setDefault(&cfg.BackoffMax, time.Minute)
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
+	}
+	return cfg, nil
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+func (cfg Config) outcomesPath() string { return filepath.Join(cfg.OutDir, OutcomesFile) }
+func (cfg Config) summaryPath() string  { return filepath.Join(cfg.OutDir, SummaryFile) }

@@ -1,0 +1,100 @@
+package reclaim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"reclaim/report"
+)
+
+// dryRun reads the whole input and writes the outcomes a run would start from into OutDir/dry-run:
+// planned for the rows it would send, invalid and duplicate for the others. It needs no credentials,
+// sends nothing and leaves the job's own files alone, so that a later real run is not mistaken for
+// a finished one.
+func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
+	log := cfg.Logger
+	started := time.Now()
+	startLog(log, cfg, identity, 0).Msg("dry run started: nothing will be sent")
+	if cp, err := loadCheckpoint(cfg.Checkpoint); err == nil && cp.Input.SHA256 == identity.SHA256 {
+		log.Info().Int64("rows_done", cp.Counts.Total()).Bool("complete", cp.Complete).
+			Msg("the out dir holds this job already; a real run would resume it")
+	}
+
+	dir := filepath.Join(cfg.OutDir, DryRunDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return usageErrorf("create dry-run folder: %w", err)
+	}
+	var counts report.Counts
+	err := writeFileAtomic(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
+		var err error
+		counts, err = planRows(ctx, cfg, w)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	summary := report.Summary{
+		Rows:     int64(identity.Rows),
+		Counts:   counts,
+		Runs:     1,
+		Elapsed:  time.Since(started),
+		Complete: true,
+	}
+	if err := writeFileAtomic(filepath.Join(dir, SummaryFile), summary.WriteCSV); err != nil {
+		return err
+	}
+	summaryLog(log.Info(), summary).Str("out_dir", dir).Msg("dry run ended")
+	if err := summary.WriteText(cfg.Stdout); err != nil {
+		return err
+	}
+	if !counts.AllSucceeded() {
+		return ErrRowsFailed
+	}
+	return nil
+}
+
+// planRows writes the dry-run outcome of every input row to w and returns their counts.
+func planRows(ctx context.Context, cfg Config, w io.Writer) (report.Counts, error) {
+	var counts report.Counts
+	input, err := OpenInput(cfg.Input, cfg.Notify)
+	if err != nil {
+		return counts, &UsageError{Err: err}
+	}
+	defer input.Close()
+
+	if _, err := io.WriteString(w, report.OutcomesHeader); err != nil {
+		return counts, err
+	}
+	outcomes := report.NewOutcomeWriter(w)
+	pairs := newPairSet()
+	for {
+		if ctx.Err() != nil {
+			return counts, &StopError{Reason: errInterrupted.Error()}
+		}
+		row, err := input.Next()
+		if errors.Is(err, io.EOF) {
+			return counts, nil
+		}
+		if err != nil {
+			return counts, &UsageError{Err: err}
+		}
+
+		outcome := rowOutcome(row, report.Planned, "")
+		switch {
+		case row.Invalid != "":
+			outcome = rowOutcome(row, report.Invalid, row.Invalid)
+		case !pairs.Add(row.AppID, row.DeviceID):
+			outcome = rowOutcome(row, report.Duplicate, duplicateReason)
+		}
+		if _, err := outcomes.Write(outcome); err != nil {
+			return counts, fmt.Errorf("write dry-run outcomes: %w", err)
+		}
+		counts.Add(outcome.Status)
+	}
+}

@@ -1,0 +1,56 @@
+package reclaim
+
+import (
+	"sync"
+	"time"
+)
+
+// minOutageFaults is the number of faults in a row, besides their span, that an outage takes.
+const minOutageFaults = 5
+
+// health tells a Graph outage from a row that fails on its own. An answer that settles a row (2xx,
+// 404, another 4xx) shows the service works; a retryable fault (5xx, 408, timeout, lost connection)
+// counts against it. A 429 counts neither way: the service is up but busy. It is safe for concurrent use.
+type health struct {
+	outageAfter time.Duration
+
+	mu sync.Mutex
+	// lastAnswer is the time of the last settling answer.
+	lastAnswer time.Time
+	// faultsSince is the time of the first fault after lastAnswer; zero when there was none.
+	faultsSince time.Time
+	faults      int
+}
+
+// answered records an answer that settled a row.
+func (h *health) answered() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastAnswer = time.Now()
+	h.faultsSince = time.Time{}
+	h.faults = 0
+}
+
+// fault records a retryable fault.
+func (h *health) fault() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.faults == 0 {
+		h.faultsSince = time.Now()
+	}
+	h.faults++
+}
+
+// answeredSince reports whether some request got a settling answer after t.
+func (h *health) answeredSince(t time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastAnswer.After(t)
+}
+
+// outage reports whether every request has failed with a retryable fault for outageAfter or longer.
+func (h *health) outage() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.faults >= minOutageFaults && time.Since(h.faultsSince) >= h.outageAfter
+}

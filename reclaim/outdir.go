@@ -1,0 +1,193 @@
+package reclaim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"reclaim/report"
+)
+
+// lockFile is the file in the out dir that a run holds locked while it works.
+const lockFile = ".reclaim.lock"
+
+// lockHolder describes the run that holds an out dir, for the message another run prints.
+type lockHolder struct {
+	PID       int       `json:"pid"`
+	Host      string    `json:"host"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+func (h lockHolder) String() string {
+	return fmt.Sprintf("process %d on host %s, started %s", h.PID, h.Host, h.StartedAt.Format(time.RFC3339))
+}
+
+// outDirLock is a run's exclusive hold on its out dir. The operating system releases it when the
+// process ends in any way, so a run started right after a crash gets it at once.
+type outDirLock struct{ file *os.File }
+
+// lockOutDir takes the out dir for this process, or returns a *BusyError naming the run that holds it.
+// A run that finds the out dir busy changes nothing in it.
+func lockOutDir(dir string) (*outDirLock, error) {
+	path := filepath.Join(dir, lockFile)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, usageErrorf("open lock file: %w; check that --out-dir %s is writable", err, dir)
+	}
+	locked, err := tryLock(file)
+	if err != nil {
+		file.Close()
+		return nil, usageErrorf("lock %s: %w", path, err)
+	}
+	if !locked {
+		holder := "holder not recorded yet"
+		var h lockHolder
+		if data, err := io.ReadAll(io.LimitReader(file, 4096)); err == nil && json.Unmarshal(data, &h) == nil {
+			holder = h.String()
+		}
+		file.Close()
+		return nil, &BusyError{OutDir: dir, Holder: holder}
+	}
+
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(lockHolder{PID: os.Getpid(), Host: host, StartedAt: time.Now().UTC()})
+	if err := file.Truncate(0); err == nil {
+		_, _ = file.WriteAt(data, 0)
+	}
+	return &outDirLock{file: file}, nil
+}
+
+// release gives the out dir up. The lock file stays, so that no other run locks a file just unlinked.
+func (l *outDirLock) release() {
+	_ = l.file.Truncate(0)
+	_ = l.file.Close()
+}
+
+// moveAside moves the outputs of an earlier job into a new folder previous-<UTC time> in the out dir
+// and returns that folder, or "" when there was nothing to move.
+func moveAside(cfg Config) (string, error) {
+	paths := []string{cfg.outcomesPath(), cfg.summaryPath(), cfg.Checkpoint}
+	var present []string
+	for _, path := range paths {
+		if _, err := os.Stat(path); err == nil {
+			present = append(present, path)
+		}
+	}
+	if len(present) == 0 {
+		return "", nil
+	}
+
+	aside := filepath.Join(cfg.OutDir, "previous-"+time.Now().UTC().Format("20060102T150405.000Z"))
+	if err := os.Mkdir(aside, 0o755); err != nil {
+		return "", fmt.Errorf("restart: %w", err)
+	}
+	for _, path := range present {
+		if err := os.Rename(path, filepath.Join(aside, filepath.Base(path))); err != nil {
+			return "", fmt.Errorf("restart: move %s aside: %w", path, err)
+		}
+	}
+	return aside, syncDir(cfg.OutDir)
+}
+
+// outcomeLog is outcomes.csv opened for appending.
+type outcomeLog struct {
+	file *os.File
+	// size is the length of the file when it was opened, after a torn last line was cut.
+	size int64
+}
+
+// openOutcomeLog opens outcomes.csv for the job cp describes. A new file gets the header. An existing
+// one must start with the header and be at least as long as cp vouches for; a torn last line, left by
+// a crash in the middle of a write, is cut off. The lines after cp.OutcomesBytes are returned through
+// replay, because their rows are finished although cp does not know it.
+func openOutcomeLog(path string, cp *Checkpoint, replay func(io.Reader) error) (*outcomeLog, error) {
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open outcomes: %w", err)
+	}
+	log := &outcomeLog{file: file}
+	if err := log.prepare(path, cp, replay); err != nil {
+		file.Close()
+		return nil, err
+	}
+	return log, nil
+}
+
+func (l *outcomeLog) prepare(path string, cp *Checkpoint, replay func(io.Reader) error) error {
+	info, err := l.file.Stat()
+	if err != nil {
+		return fmt.Errorf("open outcomes: %w", err)
+	}
+	header := int64(len(report.OutcomesHeader))
+	if info.Size() == 0 {
+		if cp.OutcomesBytes > header {
+			return damagedOutcomes(path, fmt.Sprintf("the file is empty but the checkpoint vouches for %d bytes", cp.OutcomesBytes))
+		}
+		if _, err := l.file.WriteString(report.OutcomesHeader); err != nil {
+			return fmt.Errorf("write outcomes header: %w", err)
+		}
+		l.size = header
+		return l.file.Sync()
+	}
+
+	start := make([]byte, header)
+	if _, err := l.file.ReadAt(start, 0); err != nil || string(start) != report.OutcomesHeader {
+		return damagedOutcomes(path, "it does not start with the outcomes header")
+	}
+	if info.Size() < cp.OutcomesBytes {
+		return damagedOutcomes(path, fmt.Sprintf("it has %d bytes but the checkpoint vouches for %d", info.Size(), cp.OutcomesBytes))
+	}
+
+	end, err := lastLineEnd(l.file, cp.OutcomesBytes, info.Size())
+	if err != nil {
+		return fmt.Errorf("read outcomes: %w", err)
+	}
+	if end < info.Size() {
+		if err := l.file.Truncate(end); err != nil {
+			return fmt.Errorf("cut torn last line of outcomes: %w", err)
+		}
+	}
+	l.size = end
+	if err := replay(io.NewSectionReader(l.file, cp.OutcomesBytes, end-cp.OutcomesBytes)); err != nil {
+		if errors.Is(err, report.ErrBadOutcomeLine) {
+			return damagedOutcomes(path, err.Error())
+		}
+		return err
+	}
+	return nil
+}
+
+// lastLineEnd returns the offset just after the last newline in file[from:size], or from when there is
+// none. from is a line start.
+func lastLineEnd(file *os.File, from, size int64) (int64, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > from; {
+		start := max(from, end-chunk)
+		n, err := file.ReadAt(buf[:end-start], start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := strings.LastIndexByte(string(buf[:n]), '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return from, nil
+}
+
+func damagedOutcomes(path, problem string) error {
+	return usageErrorf("%s does not match the checkpoint (%s); restore both from a backup, or run with --restart to move them aside and start over, which sends every row again", path, problem)
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

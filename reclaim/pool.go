@@ -1,0 +1,265 @@
+package reclaim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"reclaim/graphclient"
+	"reclaim/report"
+)
+
+// feed reads the input and settles what needs no request: finished rows are skipped, invalid and
+// duplicate rows get their outcome at once, and the rest go to the workers in input order. It returns
+// when the input ends or ctx does.
+func (j *job) feed(ctx context.Context, rows chan<- Row) error {
+	defer close(rows)
+	last := 0
+	for ctx.Err() == nil {
+		row, err := j.input.Next()
+		if errors.Is(err, io.EOF) {
+			return j.checkInputUnchanged(last)
+		}
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		if row.Index > j.identity.Rows {
+			return j.inputChanged(fmt.Sprintf("it now has more than %d rows", j.identity.Rows))
+		}
+		last = row.Index
+
+		if j.ledger.isDone(row.Index) {
+			// Finished rows still count for duplicate detection, as they did when they were first read.
+			if row.Invalid == "" {
+				j.pairs.Add(row.AppID, row.DeviceID)
+			}
+			continue
+		}
+		if err := j.ledger.waitRoom(ctx, row.Index); err != nil {
+			return nil
+		}
+
+		switch {
+		case row.Invalid != "":
+			j.logRow(row, report.Invalid, row.Invalid)
+			err = j.ledger.finish(rowOutcome(row, report.Invalid, row.Invalid))
+		case !j.pairs.Add(row.AppID, row.DeviceID):
+			j.logRow(row, report.Duplicate, duplicateReason)
+			err = j.ledger.finish(rowOutcome(row, report.Duplicate, duplicateReason))
+		default:
+			select {
+			case rows <- row:
+			case <-ctx.Done():
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInputUnchanged returns an error when the input, read to its end with last as the last row
+// number, no longer has the size and row count it had at the start.
+func (j *job) checkInputUnchanged(last int) error {
+	switch {
+	case j.input.Offset() != j.identity.Size:
+		return j.inputChanged(fmt.Sprintf("its size changed from %d to %d bytes", j.identity.Size, j.input.Offset()))
+	case last != j.identity.Rows:
+		return j.inputChanged(fmt.Sprintf("it now has %d rows instead of %d", last, j.identity.Rows))
+	}
+	return nil
+}
+
+func (j *job) inputChanged(problem string) error {
+	return usageErrorf("input %s changed while reclaim was reading it (%s); leave the file alone during a run, "+
+		"then run again: reclaim will ask for --restart if the content differs from the job's", j.identity.Path, problem)
+}
+
+// duplicateReason is the error_message of duplicate rows.
+const duplicateReason = "an earlier row has the same app id and device id"
+
+func rowOutcome(row Row, status report.Status, message string) report.Outcome {
+	return report.Outcome{
+		Row:          row.Index,
+		AppID:        row.AppID,
+		DeviceID:     row.DeviceID,
+		Status:       status,
+		ErrorMessage: message,
+		FinishedAt:   time.Now(),
+	}
+}
+
+// work revokes the rows it receives until the channel closes or the run stops. A row that cannot be
+// settled before the stop is left pending. Only an error that ends the run is returned.
+func (j *job) work(stopCtx, requestCtx context.Context, rows <-chan Row) error {
+	for {
+		var row Row
+		var ok bool
+		select {
+		case <-stopCtx.Done():
+			return nil
+		case row, ok = <-rows:
+			if !ok {
+				return nil
+			}
+		}
+
+		outcome, err := j.revoke(stopCtx, requestCtx, row)
+		if err != nil {
+			return err
+		}
+		if outcome == nil {
+			continue
+		}
+		if err := j.ledger.finish(*outcome); err != nil {
+			return err
+		}
+	}
+}
+
+// revoke sends the request for row, retrying faults and throttling, and returns its outcome. It
+// returns a nil outcome when the run stopped before the row was settled.
+func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outcome, error) {
+	log := j.log.With().Int(keyRow, row.Index).Str(keyAppID, row.AppID).Str(keyDeviceID, row.DeviceID).Logger()
+	firstAttempt := time.Now()
+	held := false
+
+	for attempt := 1; ; attempt++ {
+		if j.throttle.wait(stopCtx) != nil {
+			return nil, nil
+		}
+		if attempt > 1 {
+			j.retries.Add(1)
+		}
+		answer, err := j.client.RevokeDeviceLicense(requestCtx, row.AppID, row.DeviceID, row.Notify)
+		if err == nil {
+			j.health.answered()
+			outcome := rowOutcome(row, report.Revoked, "")
+			outcome.HTTPStatus, outcome.Attempts, outcome.RequestID = answer.StatusCode, attempt, answer.RequestID
+			log.Debug().Int(keyAttempt, attempt).Str(keyRequestID, answer.RequestID).Msg("revoked")
+			return &outcome, nil
+		}
+
+		failure, wait, err := j.classify(err, attempt)
+		if err != nil {
+			return nil, err
+		}
+		if failure.settled {
+			j.health.answered()
+			return j.settle(log, row, failure, attempt), nil
+		}
+		if failure.stopped {
+			return nil, nil
+		}
+
+		// A retryable failure. The row fails once its attempts are spent, but only if Graph has settled
+		// some other request meanwhile; otherwise the fault is not the row's, and it waits for Graph.
+		if attempt >= j.cfg.MaxAttempts {
+			if j.health.answeredSince(firstAttempt) {
+				return j.settle(log, row, failure, attempt), nil
+			}
+			if !held {
+				held = true
+				log.Warn().Int(keyAttempt, attempt).Msg("row has used its attempts, but Graph has settled no request since it started; retrying until Graph answers or the outage limit is reached")
+			}
+		}
+		if j.health.outage() {
+			j.stop(errOutage)
+			return nil, nil
+		}
+		failure.log(log.Warn(), attempt).Stringer(keyWait, wait.Round(time.Millisecond)).Msg("retrying")
+		if failure.http == http.StatusTooManyRequests {
+			// The pause is shared: the throttle holds this worker back with the others.
+			continue
+		}
+		if sleep(stopCtx, wait) != nil {
+			return nil, nil
+		}
+	}
+}
+
+// failure is a failed attempt, described for the outcome and the log.
+type failure struct {
+	status    report.Status
+	http      int
+	code      string
+	message   string
+	requestID string
+	clientID  string
+	// settled is true when the answer settles the row; stopped when the run is stopping.
+	settled bool
+	stopped bool
+}
+
+func (f failure) log(event *zerolog.Event, attempt int) *zerolog.Event {
+	return event.Int(keyAttempt, attempt).Int(keyHTTPStatus, f.http).Str(keyErrorCode, f.code).
+		Str("error", f.message).Str(keyRequestID, f.requestID).Str(keyClientRequestID, f.clientID)
+}
+
+// classify turns a failed attempt into a failure and the wait before the next attempt, or into an
+// error that ends the run. Throttling pauses the whole pool instead of returning a wait.
+func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
+	var graphErr *graphclient.Error
+	var transportErr *graphclient.TransportError
+	var authErr *graphclient.AuthError
+	switch {
+	case errors.Is(err, graphclient.ErrForbidden), errors.Is(err, graphclient.ErrActionUnavailable), errors.As(err, &authErr):
+		// These end the run; they wrap the Graph answer, so they are matched first.
+		return failure{}, 0, err
+
+	case errors.As(err, &graphErr):
+		f := failure{status: report.Failed, http: graphErr.StatusCode, code: graphErr.Code,
+			message: graphErr.Message, requestID: graphErr.RequestID, clientID: graphErr.ClientRequestID}
+		wait := graphErr.RetryAfter
+		if wait == 0 {
+			wait = backoff(attempt, j.cfg.BackoffBase, j.cfg.BackoffMax)
+		}
+		switch graphErr.Class() {
+		case graphclient.NotFound:
+			f.status, f.settled = report.NotFound, true
+		case graphclient.Permanent:
+			f.settled = true
+		case graphclient.Throttled:
+			// The limit is per app and tenant, so every worker waits, not only this one.
+			j.throttled.Add(1)
+			j.throttle.pause(wait)
+			return f, wait, nil
+		case graphclient.Transient:
+			j.health.fault()
+		default:
+			return f, 0, fmt.Errorf("unexpected Graph answer: %w", graphErr)
+		}
+		return f, wait, nil
+
+	case errors.As(err, &transportErr) && transportErr.Retryable():
+		j.health.fault()
+		f := failure{status: report.Failed, code: "connection_failed", message: transportErr.Error(), clientID: transportErr.ClientRequestID}
+		if transportErr.Timeout {
+			f.code = "timeout"
+		}
+		return f, backoff(attempt, j.cfg.BackoffBase, j.cfg.BackoffMax), nil
+
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return failure{stopped: true}, 0, nil
+
+	case errors.As(err, &transportErr):
+		return failure{}, 0, usageErrorf("cannot reach Graph at %s: %w; check --graph-url, the network and the trusted certificates",
+			j.cfg.GraphURL, transportErr.Err)
+	}
+	return failure{}, 0, fmt.Errorf("unexpected error from the Graph client: %w", err)
+}
+
+// settle returns the outcome of a row that ends with f, and logs rows that did not succeed.
+func (j *job) settle(log zerolog.Logger, row Row, f failure, attempts int) *report.Outcome {
+	outcome := rowOutcome(row, f.status, f.message)
+	outcome.HTTPStatus, outcome.Attempts = f.http, attempts
+	outcome.ErrorCode, outcome.RequestID = f.code, f.requestID
+	f.log(log.Warn(), attempts).Str(keyStatus, string(f.status)).Msg("row not revoked")
+	return &outcome
+}

@@ -1,0 +1,202 @@
+package reclaim
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog"
+
+	"reclaim/graphclient"
+	"reclaim/report"
+)
+
+// Log keys, the same in every line that carries the value.
+const (
+	keyRow             = "row"
+	keyAppID           = "app_id"
+	keyDeviceID        = "device_id"
+	keyAttempt         = "attempt"
+	keyStatus          = "status"
+	keyHTTPStatus      = "http_status"
+	keyErrorCode       = "error_code"
+	keyWait            = "wait"
+	keyRequestID       = "request_id"
+	keyClientRequestID = "client_request_id"
+)
+
+// Run works on the job cfg describes until every row has its outcome or the run must stop, and leaves
+// outcomes.csv, summary.csv and the checkpoint in a state that the same command can resume from.
+//
+// It returns nil when the job is complete and every row was revoked or a duplicate, ErrRowsFailed when
+// it is complete with other outcomes, and otherwise an error whose kind ExitCode maps to an exit code.
+func Run(ctx context.Context, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger
+
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return usageErrorf("create out dir: %w", err)
+	}
+	lock, err := lockOutDir(cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+
+	if cfg.Restart && !cfg.DryRun {
+		aside, err := moveAside(cfg)
+		if err != nil {
+			return err
+		}
+		if aside != "" {
+			log.Info().Str("moved_to", aside).Msg("restart: moved the earlier job's outputs aside")
+		}
+	}
+
+	identity, err := identifyInput(cfg.Input)
+	if err != nil {
+		return err
+	}
+	if cfg.DryRun {
+		return dryRun(ctx, cfg, identity)
+	}
+
+	cp, err := loadOrStartCheckpoint(cfg, identity)
+	if err != nil {
+		return err
+	}
+	if cp.Complete {
+		return finishedEarlier(cfg, cp)
+	}
+
+	j, err := newJob(ctx, cfg, identity, cp)
+	if err != nil {
+		return err
+	}
+	return j.run(ctx)
+}
+
+// identifyInput reads the whole input once: it must be usable, and its identity ties it to a checkpoint.
+func identifyInput(path string) (InputIdentity, error) {
+	summary, err := ScanInput(path)
+	if err != nil {
+		return InputIdentity{}, &UsageError{Err: err}
+	}
+	if summary.Rows == 0 {
+		return InputIdentity{}, &UsageError{Err: &InputError{Path: path, Problem: "the file has a header but no data rows",
+			Fix: "export the rows to revoke below the header"}}
+	}
+	absolute, err := filepath.Abs(path)
+	if err != nil {
+		absolute = path
+	}
+	return InputIdentity{Path: absolute, Size: summary.Size, SHA256: summary.SHA256, Rows: summary.Rows}, nil
+}
+
+// loadOrStartCheckpoint returns the checkpoint of the job in the out dir, or saves a new one when the
+// out dir holds no job. A checkpoint of another input or another target is an error.
+func loadOrStartCheckpoint(cfg Config, identity InputIdentity) (*Checkpoint, error) {
+	cp, err := loadCheckpoint(cfg.Checkpoint)
+	if errors.Is(err, errNoCheckpoint) {
+		if fileExists(cfg.outcomesPath()) {
+			return nil, usageErrorf("%s exists but its checkpoint %s does not, so reclaim cannot tell which rows were sent; "+
+				"restore the checkpoint, or run with --restart to move the old outputs aside and start over",
+				cfg.outcomesPath(), cfg.Checkpoint)
+		}
+		cp = &Checkpoint{Input: identity, Target: cfg.Target, OutcomesBytes: int64(len(report.OutcomesHeader))}
+		// Saved before outcomes.csv is created, so that a crash never leaves outcomes without a checkpoint.
+		if err := cp.save(cfg.Checkpoint); err != nil {
+			return nil, usageErrorf("%w; check that the checkpoint folder is writable", err)
+		}
+		return cp, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	if cp.Input.SHA256 != identity.SHA256 || cp.Input.Size != identity.Size || cp.Input.Rows != identity.Rows {
+		return nil, usageErrorf("checkpoint %s belongs to another input (%s, %d bytes, sha256 %.12s…), "+
+			"but %s has %d bytes and sha256 %.12s…; run with --restart to move the old outputs aside and start a new job, "+
+			"or give another --out-dir", cfg.Checkpoint, cp.Input.Path, cp.Input.Size, cp.Input.SHA256,
+			identity.Path, identity.Size, identity.SHA256)
+	}
+	if cp.Target != cfg.Target {
+		return nil, usageErrorf("checkpoint %s belongs to a job against %s, not %s; run with --restart to start a new job, "+
+			"or give another --out-dir", cfg.Checkpoint, cp.Target, cfg.Target)
+	}
+	if cp.Input.Path != identity.Path {
+		cfg.Logger.Info().Str("recorded", cp.Input.Path).Str("now", identity.Path).
+			Msg("input has moved; its content is the same, so the job resumes")
+		cp.Input.Path = identity.Path
+	}
+	return cp, nil
+}
+
+// finishedEarlier reports a job that an earlier run completed, and sends nothing.
+func finishedEarlier(cfg Config, cp *Checkpoint) error {
+	summary := summaryOf(cp)
+	cfg.Logger.Info().Str("input", cp.Input.Path).Int64("rows", summary.Rows).Int("exit_code", cp.ExitCode).
+		Msg("job already complete; nothing to send (use --restart to run it again)")
+	if err := summary.WriteText(cfg.Stdout); err != nil {
+		return err
+	}
+	if cp.ExitCode == ExitRowsFailed {
+		return ErrRowsFailed
+	}
+	return nil
+}
+
+// newClient returns the Graph client of a run, after getting a first token: a credential problem ends
+// the run before any row is touched.
+func newClient(ctx context.Context, cfg Config, form graphclient.Form) (*graphclient.Client, error) {
+	credential, newCredential := cfg.Credential, cfg.NewCredential
+	if credential == nil {
+		var err error
+		if credential, err = graphclient.NewCredential(); err != nil {
+			return nil, &graphclient.AuthError{Err: err}
+		}
+		newCredential = graphclient.NewCredential
+	}
+	graphURL, err := graphclient.ParseGraphURL(cfg.GraphURL)
+	if err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	client, err := graphclient.New(graphclient.Options{
+		GraphURL:      graphURL,
+		Credential:    credential,
+		NewCredential: newCredential,
+		HTTPClient:    cfg.HTTPClient,
+		Timeout:       cfg.Timeout,
+		UserAgent:     "reclaim/" + cfg.Version,
+		Form:          form,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := client.CheckToken(ctx); err != nil {
+		var auth *graphclient.AuthError
+		if errors.As(err, &auth) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &graphclient.AuthError{Err: err}
+	}
+	return client, nil
+}
+
+// startLog returns the first log line of a run with the settings that shape it.
+func startLog(log zerolog.Logger, cfg Config, identity InputIdentity, done int64) *zerolog.Event {
+	return log.Info().
+		Str("input", identity.Path).
+		Int("rows", identity.Rows).
+		Int64("rows_done", done).
+		Str("target", cfg.Target).
+		Float64("rate", cfg.Rate).
+		Int("burst", cfg.Burst).
+		Int("workers", cfg.Workers).
+		Int("max_attempts", cfg.MaxAttempts).
+		Bool("dry_run", cfg.DryRun)
+}
