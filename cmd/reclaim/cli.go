@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"reclaim/graphclient"
+	"reclaim/reclaim"
+)
+
+const usage = `reclaim takes iOS VPP app licenses back from Intune managed devices through Microsoft Graph.
+
+Usage:
+  reclaim run --input FILE [flags]   revoke the license of every (app id, device id) row of FILE
+  reclaim version                    print the version
+  reclaim help                       print this text
+
+Run "reclaim run --help" for the flags. Every flag can also be set in the environment as
+RECLAIM_<FLAG> in upper snake case, such as RECLAIM_OUT_DIR; a flag on the command line wins.
+
+Exit codes: 0 complete, every row revoked or duplicate; 1 complete, some rows failed, not_found or
+invalid; 2 usage, configuration or input error; 3 authentication or permission failure; 4 stopped
+early or out dir busy, run again to resume.
+`
+
+// run executes the command in args and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return reclaim.ExitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "reclaim", version)
+		return reclaim.ExitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return reclaim.ExitOK
+	}
+	fmt.Fprintf(stderr, "reclaim: unknown command %q\n\n%s", args[0], usage)
+	return reclaim.ExitUsage
+}
+
+// runFlags are the flags of "reclaim run".
+type runFlags struct {
+	cfg       reclaim.Config
+	simulate  bool
+	logFormat string
+	logLevel  string
+}
+
+func newRunFlagSet(f *runFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("reclaim run", flag.ContinueOnError)
+	c := &f.cfg
+	fs.StringVar(&c.Input, "input", "", "CSV `file` of rows to revoke, with app id and device id columns (required)")
+	fs.StringVar(&c.OutDir, "out-dir", reclaim.DefaultOutDir, "`folder` for outcomes.csv, summary.csv and checkpoint.json")
+	fs.StringVar(&c.Checkpoint, "checkpoint", "", "checkpoint `path` (default <out-dir>/checkpoint.json)")
+	fs.StringVar(&c.GraphURL, "graph-url", graphclient.DefaultGraphURL, "Graph root `URL` including the version")
+	fs.Float64Var(&c.Rate, "rate", reclaim.DefaultRate, "requests per second started by all workers together")
+	fs.IntVar(&c.Burst, "burst", reclaim.DefaultBurst, "requests that may start at once after a quiet spell")
+	fs.IntVar(&c.Workers, "workers", reclaim.DefaultWorkers, "requests in flight at most")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", reclaim.DefaultMaxAttempts, "attempts per row, the first one included")
+	fs.DurationVar(&c.Timeout, "timeout", graphclient.DefaultTimeout, "time limit of one request")
+	fs.BoolVar(&c.Notify, "notify", false, "default of notifyManagedDevices for rows without a notify cell")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "read and check every row, write planned outcomes to <out-dir>/dry-run, send nothing; needs no credentials")
+	fs.DurationVar(&c.Deadline, "deadline", 0, "stop starting rows after this `duration`, then exit 4 (0: no deadline)")
+	fs.BoolVar(&c.Restart, "restart", false, "start the job over: move the outputs of the earlier job aside into <out-dir>/previous-<time>")
+	fs.DurationVar(&c.OutageAfter, "outage-after", reclaim.DefaultOutageAfter, "stop with exit 4 when every request has failed with a server or network fault for this `duration`")
+	fs.BoolVar(&f.simulate, "simulate", false, "run against a Graph simulator started in this process; needs no credentials")
+	fs.StringVar(&f.logFormat, "log-format", "", "log `format` on stderr: json or console (default console when stderr is a terminal, else json)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	return fs
+}
+
+// parseRunFlags reads args and then, for every flag not on the command line, its RECLAIM_ variable.
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{}
+	fs := newRunFlagSet(f)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: reclaim run --input FILE [flags]\n\nFlags (each also read from RECLAIM_<FLAG>, such as RECLAIM_OUT_DIR):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: flags take the form --name value", fs.Arg(0))
+	}
+
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { onCommandLine[fl.Name] = true })
+	var err error
+	fs.VisitAll(func(fl *flag.Flag) {
+		name := envName(fl.Name)
+		value, ok := os.LookupEnv(name)
+		if err != nil || onCommandLine[fl.Name] || !ok {
+			return
+		}
+		if setErr := fs.Set(fl.Name, value); setErr != nil {
+			err = fmt.Errorf("environment variable %s=%q is not a valid --%s: %w", name, value, fl.Name, setErr)
+		}
+	})
+	return f, err
+}
+
+// envName returns the environment variable of a flag: --out-dir is RECLAIM_OUT_DIR.
+func envName(flagName string) string {
+	return "RECLAIM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseRunFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return reclaim.ExitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "reclaim:", err)
+		return reclaim.ExitUsage
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "reclaim:", err)
+		return reclaim.ExitUsage
+	}
+
+	cfg := f.cfg
+	cfg.Logger = log
+	cfg.Stdout = stdout
+	cfg.Version = version
+	if f.simulate {
+		if cfg.GraphURL != graphclient.DefaultGraphURL {
+			fmt.Fprintln(stderr, "reclaim: --simulate and --graph-url exclude each other: the simulator has its own URL")
+			return reclaim.ExitUsage
+		}
+		sim, err := startSimulator(&cfg, log)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start the simulator")
+			return reclaim.ExitUsage
+		}
+		defer sim.Close()
+	}
+
+	err = reclaim.Run(ctx, cfg)
+	if err != nil && !errors.Is(err, reclaim.ErrRowsFailed) {
+		log.Error().Err(err).Msg("reclaim stopped")
+	}
+	return reclaim.ExitCode(err)
+}
+
+// newLogger returns the zerolog logger for stderr in the given format and level.
+func newLogger(stderr io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || level == "" {
+		return zerolog.Nop(), fmt.Errorf("--log-level %q is not a level: use debug, info, warn or error", level)
+	}
+	if format == "" {
+		format = "json"
+		if isTerminal(stderr) {
+			format = "console"
+		}
+	}
+	var out io.Writer
+	switch format {
+	case "json":
+		out = stderr
+	case "console":
+		out = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(stderr)}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format %q is not a format: use json or console", format)
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	file, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := file.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
