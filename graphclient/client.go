@@ -37,7 +37,7 @@ type Options struct {
 	NewCredential func() (azcore.TokenCredential, error)
 	// HTTPClient sends the requests; nil means a client with its own connection pool.
 	HTTPClient *http.Client
-	// Timeout bounds each request, from sending to the end of the answer. Zero means DefaultTimeout.
+	// Timeout bounds each request, from sending to the end of the response. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
@@ -57,8 +57,8 @@ type Client struct {
 	sent      atomic.Int64
 }
 
-// Answer describes an accepted revoke request.
-type Answer struct {
+// Result describes a revoke request that Graph accepted.
+type Result struct {
 	StatusCode      int
 	RequestID       string
 	ClientRequestID string
@@ -105,20 +105,20 @@ func (c *Client) Form() Form { return c.route.current() }
 // deviceID. Both ids must be GUIDs. notify sets notifyManagedDevices.
 //
 // The returned error is one of:
-//   - *Error for an answer outside 2xx that the caller may record or retry; see Error.Class.
-//   - *TransportError when no answer arrived.
+//   - *Error for a response outside 2xx that the caller may record or retry; see Error.Class.
+//   - *TransportError when no response arrived.
 //   - *AuthError when no token can be had, or Graph rejected a fresh one. The run cannot go on.
 //   - an error wrapping ErrForbidden and the *Error, for 403. The run cannot go on.
 //   - an error wrapping ErrActionUnavailable when neither URL form exists. The run cannot go on.
 //   - the context's error when ctx ended.
-func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string, notify bool) (Answer, error) {
+func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string, notify bool) (Result, error) {
 	body, err := json.Marshal(revokeBody{ManagedDeviceID: deviceID, NotifyManagedDevices: notify})
 	if err != nil {
-		return Answer{}, err
+		return Result{}, err
 	}
 	token, err := c.token(ctx, "")
 	if err != nil {
-		return Answer{}, err
+		return Result{}, err
 	}
 
 	tokenReplaced := false
@@ -131,7 +131,7 @@ func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string
 		}
 		var graphErr *Error
 		if !errors.As(err, &graphErr) {
-			return Answer{}, err
+			return Result{}, err
 		}
 
 		switch {
@@ -140,28 +140,28 @@ func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string
 			case retryOtherForm:
 				continue
 			case rowRejected:
-				return Answer{}, graphErr
+				return Result{}, graphErr
 			default:
-				return Answer{}, fmt.Errorf("%w: %s and %s both answered %q; check --graph-url",
+				return Result{}, fmt.Errorf("%w: %s and %s both returned %q; check --graph-url",
 					ErrActionUnavailable, FormCast.path(appID), FormUncast.path(appID), graphErr.Message)
 			}
 		case graphErr.Class() == Unauthorized && !tokenReplaced:
 			tokenReplaced = true
 			if token, err = c.token(ctx, token); err != nil {
-				return Answer{}, err
+				return Result{}, err
 			}
 			continue
 		case graphErr.Class() == Unauthorized:
-			return Answer{}, &AuthError{Rejected: graphErr}
+			return Result{}, &AuthError{Rejected: graphErr}
 		case graphErr.Class() == Forbidden:
-			return Answer{}, fmt.Errorf("%w: %w", ErrForbidden, graphErr)
+			return Result{}, fmt.Errorf("%w: %w", ErrForbidden, graphErr)
 		case graphErr.Class() == NotFound || graphErr.Class() == Permanent:
 			c.route.confirm(form)
 		case graphErr.StatusCode == http.StatusServiceUnavailable || graphErr.StatusCode == http.StatusGatewayTimeout:
 			// Graph's guidance for 503 is to come back on a new connection.
 			c.http.CloseIdleConnections()
 		}
-		return Answer{}, graphErr
+		return Result{}, graphErr
 	}
 }
 
@@ -204,15 +204,15 @@ func (c *Client) token(ctx context.Context, rejected string) (string, error) {
 	return "", transportErr
 }
 
-// send posts body to path with token and reads the answer.
-func (c *Client) send(ctx context.Context, path, token string, body []byte) (Answer, error) {
+// send posts body to path with token and reads the response.
+func (c *Client) send(ctx context.Context, path, token string, body []byte) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
 	clientRequestID := newGUID()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.root+path, bytes.NewReader(body))
 	if err != nil {
-		return Answer{}, err
+		return Result{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
@@ -225,7 +225,7 @@ func (c *Client) send(ctx context.Context, path, token string, body []byte) (Ans
 	c.sent.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Answer{}, c.transportError(ctx, clientRequestID, err)
+		return Result{}, c.transportError(ctx, clientRequestID, err)
 	}
 	defer resp.Body.Close()
 
@@ -234,13 +234,13 @@ func (c *Client) send(ctx context.Context, path, token string, body []byte) (Ans
 		if graphErr.ClientRequestID == "" {
 			graphErr.ClientRequestID = clientRequestID
 		}
-		return Answer{}, graphErr
+		return Result{}, graphErr
 	}
 	// Read the (normally empty) body to the end so that the connection can be reused.
 	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody)); err != nil {
-		return Answer{}, c.transportError(ctx, clientRequestID, err)
+		return Result{}, c.transportError(ctx, clientRequestID, err)
 	}
-	return Answer{
+	return Result{
 		StatusCode:      resp.StatusCode,
 		RequestID:       resp.Header.Get("request-id"),
 		ClientRequestID: clientRequestID,

@@ -13,7 +13,7 @@ import (
 	"unicode"
 )
 
-// Class says what a caller can do about an answer from Graph.
+// Class is the action a caller can take on a response from Graph.
 type Class int
 
 const (
@@ -42,7 +42,7 @@ func (c Class) String() string {
 	return fmt.Sprintf("Class(%d)", int(c))
 }
 
-// Classify maps an HTTP status of a Graph answer to what the caller should do.
+// Classify maps the HTTP status of a Graph response to the caller's next action.
 func Classify(status int) Class {
 	switch {
 	case status >= 200 && status < 300:
@@ -64,12 +64,12 @@ func Classify(status int) Class {
 		status == 509:
 		return Transient
 	default:
-		// 400 and every other status: Graph's own answer about this request, which a retry repeats.
+		// 400 and every other status: Graph's own verdict on this request, which a retry repeats.
 		return Permanent
 	}
 }
 
-// Error is an answer from Graph with a status outside 2xx, decoded from Graph's error body
+// Error is a Graph response with a status outside 2xx, decoded from Graph's error body
 // {"error":{"code","message","innerError":{...}}}.
 type Error struct {
 	StatusCode int
@@ -77,7 +77,7 @@ type Error struct {
 	Code string
 	// Message is Graph's error message on one line, at most maxMessageLen bytes.
 	Message string
-	// RequestID is the service's request-id, which Microsoft support asks for.
+	// RequestID is the service's request-id. Microsoft support requests it.
 	RequestID       string
 	ClientRequestID string
 	// RetryAfter is the wait the service asked for; zero when it sent no usable Retry-After.
@@ -159,7 +159,7 @@ func (e *AuthError) Unwrap() error {
 }
 
 // ErrForbidden is wrapped by errors for 403 answers: the app registration lacks the permission.
-var ErrForbidden = errors.New("graph refused the request (403): the app registration needs the application permission DeviceManagementApps.ReadWrite.All with admin consent")
+var ErrForbidden = errors.New("graph rejected the request with 403: the app registration needs the application permission DeviceManagementApps.ReadWrite.All with admin consent")
 
 // ErrActionUnavailable is wrapped when neither URL form of revokeDeviceLicense exists on the service.
 var ErrActionUnavailable = errors.New("graph has no revokeDeviceLicense action at either URL form")

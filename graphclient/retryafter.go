@@ -9,18 +9,18 @@ import (
 )
 
 const (
-	// MaxRetryAfter caps any wait the service asks for. Graph's windows are 20 s long, so a larger value is
-	// a clock error or a typo, and a batch job should not sleep on it.
+	// MaxRetryAfter caps any wait the service requests. Graph's throttling windows are 20 s long, so a
+	// larger value comes from a clock error or a typo, and a batch job should not sleep on it.
 	MaxRetryAfter = 2 * time.Minute
 	// minRetryAfter is the shortest wait honoured, so that "0" or a date in the past still slows down.
 	minRetryAfter = 100 * time.Millisecond
 )
 
-// ParseRetryAfter reads a Retry-After value in every form Graph has been seen to send: whole seconds ("3"),
-// decimal seconds ("0.249", rounded up to the millisecond), an HTTP-date measured from now, and a comma list
-// of seconds ("2, 3", whose largest entry wins). The result is at least minRetryAfter and at most
-// MaxRetryAfter. ok is false when the value is empty or unreadable, and the caller should fall back to
-// its own backoff.
+// ParseRetryAfter reads a Retry-After value in every form Graph has been seen to send. These are whole
+// seconds ("3"), decimal seconds ("0.249", rounded up to the millisecond), an HTTP-date measured from now,
+// and a comma list of seconds ("2, 3", whose largest entry wins). The result is at least minRetryAfter and
+// at most MaxRetryAfter. ok is false when the value is empty or unreadable, and then the caller should
+// fall back to its own backoff.
 func ParseRetryAfter(value string, now time.Time) (wait time.Duration, ok bool) {
 	value = strings.TrimSpace(value)
 	if value == "" {

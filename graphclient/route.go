@@ -47,7 +47,7 @@ func (f Form) path(appID string) string {
 	return p + "/revokeDeviceLicense"
 }
 
-// routeDecision is what to do after Graph answered a form with its unknown-segment error.
+// routeDecision is the next step after Graph returned its unknown-segment error for a form.
 type routeDecision int
 
 const (
@@ -56,8 +56,8 @@ const (
 	noFormWorks                         // both forms failed before either worked: stop the run
 )
 
-// route remembers which URL form the service accepts. A form is confirmed by any answer that shows the
-// service parsed the path; until then a segment error moves every worker to the other form, once.
+// route remembers which URL form the service accepts. A form is confirmed by any response that shows
+// that the service parsed the path. Until then a segment error moves every worker to the other form, once.
 // It is safe for concurrent use.
 type route struct {
 	mu        sync.Mutex
@@ -91,7 +91,7 @@ func (r *route) reject(f Form) routeDecision {
 		// Another worker has already switched forms while this request was on its way.
 		return retryOtherForm
 	case r.confirmed:
-		// NOTE: Graph does not document its answer for an app that is not an iosVppApp; if it is this
+		// NOTE: Graph does not document its response for an app that is not an iosVppApp; if it is this
 		// segment error, the row fails here while the form stays in use for the other rows.
 		return rowRejected
 	}

@@ -39,7 +39,7 @@ func (s *tokenSource) get(ctx context.Context) (string, error) {
 	return s.fetch(ctx)
 }
 
-// replace returns a token other than rejected, the one Graph answered 401 to. When another worker
+// replace returns a token other than rejected, the one Graph rejected with 401. When another worker
 // has already replaced it, that token is returned without asking the credential again.
 func (s *tokenSource) replace(ctx context.Context, rejected string) (string, error) {
 	s.mu.Lock()
@@ -63,7 +63,7 @@ func (s *tokenSource) replace(ctx context.Context, rejected string) (string, err
 	return s.fetch(ctx)
 }
 
-// fetch asks the credential for a token. The caller holds s.mu.
+// fetch requests a token from the credential. The caller holds s.mu.
 func (s *tokenSource) fetch(ctx context.Context) (string, error) {
 	token, err := s.credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
 	if err != nil {

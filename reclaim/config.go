@@ -30,7 +30,7 @@ const SimulatorTarget = "simulator"
 type Config struct {
 	// Input is the CSV file of rows to revoke.
 	Input string
-	// OutDir holds outcomes.csv, summary.csv and, unless Checkpoint says otherwise, checkpoint.json.
+	// OutDir holds outcomes.csv, summary.csv and, unless Checkpoint is set, checkpoint.json.
 	OutDir string
 	// Checkpoint is the checkpoint path; empty means OutDir/checkpoint.json.
 	Checkpoint string

@@ -13,7 +13,9 @@ const (
 	ExitOK = 0
 	// ExitRowsFailed: the job is complete and some rows are failed, not_found or invalid.
 	ExitRowsFailed = 1
-	// ExitUsage: a usage, configuration or input error, or a checkpoint that does not fit. Nothing was sent.
+	// ExitUsage: a usage, configuration or input error, or a checkpoint that does not fit. It is found
+	// before anything is sent, except for an input that changes during the run, an action Graph lacks at
+	// either URL form, and a Graph host that cannot be resolved or whose certificate is not trusted.
 	ExitUsage = 2
 	// ExitAuth: an authentication or permission failure. The job can be resumed once it is fixed.
 	ExitAuth = 3

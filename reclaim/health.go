@@ -8,21 +8,22 @@ import (
 // minOutageFaults is the number of faults in a row, besides their span, that an outage takes.
 const minOutageFaults = 5
 
-// health tells a Graph outage from a row that fails on its own. An answer that settles a row (2xx,
-// 404, another 4xx) shows the service works; a retryable fault (5xx, 408, timeout, lost connection)
-// counts against it. A 429 counts neither way: the service is up but busy. It is safe for concurrent use.
+// health distinguishes a Graph outage from a row that fails on its own. A response that settles a row
+// (2xx, 404, another 4xx) shows that the service works, and a retryable fault (5xx, 408, timeout, lost
+// connection) counts against it. A 429 counts neither way, because the service is up but busy.
+// It is safe for concurrent use.
 type health struct {
 	outageAfter time.Duration
 
 	mu sync.Mutex
-	// lastAnswer is the time of the last settling answer.
+	// lastAnswer is the time of the last response that settled a row.
 	lastAnswer time.Time
 	// faultsSince is the time of the first fault after lastAnswer; zero when there was none.
 	faultsSince time.Time
 	faults      int
 }
 
-// answered records an answer that settled a row.
+// answered records a response that settled a row.
 func (h *health) answered() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -41,7 +42,7 @@ func (h *health) fault() {
 	h.faults++
 }
 
-// answeredSince reports whether some request got a settling answer after t.
+// answeredSince reports whether a response after t settled a row.
 func (h *health) answeredSince(t time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

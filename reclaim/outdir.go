@@ -103,9 +103,9 @@ type outcomeLog struct {
 }
 
 // openOutcomeLog opens outcomes.csv for the job cp describes. A new file gets the header. An existing
-// one must start with the header and be at least as long as cp vouches for; a torn last line, left by
-// a crash in the middle of a write, is cut off. The lines after cp.OutcomesBytes are returned through
-// replay, because their rows are finished although cp does not know it.
+// one must start with the header and be at least as long as cp vouches for. A torn last line, left by
+// a crash in the middle of a write, is cut off. The lines after cp.OutcomesBytes go to replay, because
+// their rows are finished although cp does not record it.
 func openOutcomeLog(path string, cp *Checkpoint, replay func(io.Reader) error) (*outcomeLog, error) {
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

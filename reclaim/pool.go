@@ -128,7 +128,7 @@ func (j *job) work(stopCtx, requestCtx context.Context, rows <-chan Row) error {
 func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outcome, error) {
 	log := j.log.With().Int(keyRow, row.Index).Str(keyAppID, row.AppID).Str(keyDeviceID, row.DeviceID).Logger()
 	firstAttempt := time.Now()
-	held := false
+	waitingForGraph := false
 
 	for attempt := 1; ; attempt++ {
 		if j.throttle.wait(stopCtx) != nil {
@@ -158,15 +158,16 @@ func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outc
 			return nil, nil
 		}
 
-		// A retryable failure. The row fails once its attempts are spent, but only if Graph has settled
-		// some other request meanwhile; otherwise the fault is not the row's, and it waits for Graph.
+		// A retryable failure. Once its attempts are spent the row fails, but only if Graph has settled
+		// some other request since the row's first attempt. Otherwise the fault is Graph's, and the row
+		// waits for Graph to recover.
 		if attempt >= j.cfg.MaxAttempts {
 			if j.health.answeredSince(firstAttempt) {
 				return j.settle(log, row, failure, attempt), nil
 			}
-			if !held {
-				held = true
-				log.Warn().Int(keyAttempt, attempt).Msg("row has used its attempts, but Graph has settled no request since it started; retrying until Graph answers or the outage limit is reached")
+			if !waitingForGraph {
+				waitingForGraph = true
+				log.Warn().Int(keyAttempt, attempt).Msg("row has used its attempts, but Graph has settled no request since it started; retrying until Graph recovers or --outage-after passes")
 			}
 		}
 		if j.health.outage() {
@@ -192,7 +193,7 @@ type failure struct {
 	message   string
 	requestID string
 	clientID  string
-	// settled is true when the answer settles the row; stopped when the run is stopping.
+	// settled is true when Graph's response settles the row, and stopped when the run is stopping.
 	settled bool
 	stopped bool
 }
@@ -210,7 +211,7 @@ func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
 	var authErr *graphclient.AuthError
 	switch {
 	case errors.Is(err, graphclient.ErrForbidden), errors.Is(err, graphclient.ErrActionUnavailable), errors.As(err, &authErr):
-		// These end the run; they wrap the Graph answer, so they are matched first.
+		// These end the run. They wrap Graph's response, so they are matched before it.
 		return failure{}, 0, err
 
 	case errors.As(err, &graphErr):
@@ -233,7 +234,7 @@ func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
 		case graphclient.Transient:
 			j.health.fault()
 		default:
-			return f, 0, fmt.Errorf("unexpected Graph answer: %w", graphErr)
+			return f, 0, fmt.Errorf("unexpected Graph response: %w", graphErr)
 		}
 		return f, wait, nil
 

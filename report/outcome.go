@@ -18,14 +18,14 @@ import (
 	"github.com/gocarina/gocsv"
 )
 
-// Status is what happened to one input row.
+// Status is the result of one input row.
 type Status string
 
 const (
 	Revoked   Status = "revoked"   // Graph accepted the revoke request
-	NotFound  Status = "not_found" // Graph answered 404: the app or the device does not exist
+	NotFound  Status = "not_found" // Graph returned 404: the app or the device does not exist
 	Failed    Status = "failed"    // Graph refused the request, or every attempt failed
-	Invalid   Status = "invalid"   // the row cannot be sent; error_message says why
+	Invalid   Status = "invalid"   // the row cannot be sent, for the reason in error_message
 	Duplicate Status = "duplicate" // an earlier row has the same app and device
 	Planned   Status = "planned"   // a dry run would send this row
 )
@@ -43,20 +43,20 @@ func ParseStatus(s string) (Status, error) {
 	return "", fmt.Errorf("unknown status %q", s)
 }
 
-// Outcome is what happened to one input row, as a line of outcomes.csv.
+// Outcome is the result of one input row, as a line of outcomes.csv.
 type Outcome struct {
 	// Row is the 1-based index of the data record in the input; the header is not counted.
 	Row      int
 	AppID    string
 	DeviceID string
 	Status   Status
-	// HTTPStatus is the status of Graph's last answer; 0 when no answer arrived or nothing was sent.
+	// HTTPStatus is the status of Graph's last response, or 0 when none arrived or nothing was sent.
 	HTTPStatus int
 	// Attempts counts the requests sent for the row, retries included.
 	Attempts     int
 	ErrorCode    string
 	ErrorMessage string
-	// RequestID is the service's request-id of the last answer, which Microsoft support asks for.
+	// RequestID is the request-id of Graph's last response. Microsoft support requests it.
 	RequestID  string
 	FinishedAt time.Time
 }

@@ -69,7 +69,7 @@ type Summary struct {
 	Counts Counts
 	// Requests counts the revoke requests sent to Graph, retries included.
 	Requests int64
-	// Throttled counts the answers with status 429.
+	// Throttled counts the responses with status 429.
 	Throttled int64
 	// Retries counts the attempts after the first one of each row.
 	Retries int64

@@ -55,7 +55,7 @@ type simulator struct {
 
 // startSim starts a simulator whose client secret is testSecret and whose catalogue is open
 // unless opts sets one.
-func startSim(t *testing.T, opts graphsim.Options) *simulator {
+func startSim(t testing.TB, opts graphsim.Options) *simulator {
 	t.Helper()
 	opts.ClientSecret = testSecret
 	if opts.Apps == nil {
@@ -76,7 +76,7 @@ func startSim(t *testing.T, opts graphsim.Options) *simulator {
 // env returns the whole environment of a reclaim process that talks to sim. Nothing is inherited, so
 // no AZURE_* or RECLAIM_* variable of the machine can leak in, and the credential chain is pinned to
 // the environment credential: it can never fall through to managed identity and its metadata address.
-func (sim *simulator) env(t *testing.T) []string {
+func (sim *simulator) env(t testing.TB) []string {
 	return []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
@@ -98,7 +98,7 @@ type result struct {
 
 // command returns an unstarted reclaim process against sim, with args after
 // "run --graph-url ... --log-format json".
-func (sim *simulator) command(t *testing.T, args ...string) *exec.Cmd {
+func (sim *simulator) command(t testing.TB, args ...string) *exec.Cmd {
 	full := append([]string{"run", "--graph-url", sim.GraphURL(), "--log-format", "json"}, args...)
 	cmd := exec.Command(reclaimBinary, full...)
 	cmd.Env = sim.env(t)
@@ -106,7 +106,7 @@ func (sim *simulator) command(t *testing.T, args ...string) *exec.Cmd {
 }
 
 // start starts cmd with its output captured.
-func start(t *testing.T, cmd *exec.Cmd) (*bytes.Buffer, *bytes.Buffer) {
+func start(t testing.TB, cmd *exec.Cmd) (*bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -129,16 +129,20 @@ func (sim *simulator) run(t *testing.T, args ...string) result {
 	return runProcess(t, sim.command(t, args...))
 }
 
-func wait(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
+func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	limit := 3 * time.Minute
+	if _, ok := t.(*testing.B); ok {
+		limit = 20 * time.Minute
+	}
 	select {
 	case <-done:
-	case <-time.After(3 * time.Minute):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("reclaim did not end within 3 minutes; stderr:\n%s", stderr)
+		t.Fatalf("reclaim did not end within %v; stderr:\n%s", limit, tail(stderr.String(), 20))
 	}
 	return result{code: exitCode(cmd), stdout: stdout.String(), stderr: stderr.String()}
 }
@@ -231,7 +235,7 @@ func waveCSV(rows []row) string {
 }
 
 // writeWave writes rows as waveCSV does into a new file and returns its path.
-func writeWave(t *testing.T, rows []row) string {
+func writeWave(t testing.TB, rows []row) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "wave.csv")
 	if err := os.WriteFile(path, []byte(waveCSV(rows)), 0o644); err != nil {
@@ -294,7 +298,7 @@ func checkOutcomes(t *testing.T, dir string, rows []row) map[int]outcome {
 }
 
 // readSummary returns summary.csv in dir as a map.
-func readSummary(t *testing.T, dir string) map[string]string {
+func readSummary(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	file, err := os.Open(filepath.Join(dir, reclaim.SummaryFile))
 	if err != nil {

@@ -124,3 +124,33 @@ func TestNoSecretInLogsOrFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkloadIdentityCredential(t *testing.T) {
+	t.Parallel()
+	const federated = "federated-service-account-token"
+	sim := startSim(t, graphsim.Options{FederatedToken: federated})
+	tokenFile := filepath.Join(t.TempDir(), "azure-identity-token")
+	if err := os.WriteFile(tokenFile, []byte(federated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rows := validWave(42, 5)
+	out := t.TempDir()
+
+	// The variables the AKS workload identity webhook injects, and no client secret.
+	cmd := sim.command(t, "--input", writeWave(t, rows), "--out-dir", out)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"AZURE_TOKEN_CREDENTIALS=WorkloadIdentityCredential",
+		"AZURE_AUTHORITY_HOST=" + sim.AuthorityHost(),
+		"AZURE_TENANT_ID=" + sim.TenantID(),
+		"AZURE_CLIENT_ID=" + sim.ClientID(),
+		"AZURE_FEDERATED_TOKEN_FILE=" + tokenFile,
+		"SSL_CERT_FILE=" + sim.certFile,
+	}
+	res := runProcess(t, cmd)
+	res.wantCode(t, reclaim.ExitOK)
+	checkOutcomes(t, out, rows)
+	if got := sim.Stats().TokensIssued; got != 1 {
+		t.Errorf("tokens issued = %d, want 1", got)
+	}
+}

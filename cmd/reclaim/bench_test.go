@@ -1,0 +1,66 @@
+package main
+
+import (
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"reclaim/graphclient/graphsim"
+	"reclaim/reclaim"
+)
+
+// BenchmarkWave100k runs a 100,000-row wave through the built binary against the simulator, with
+// Intune's sliding-window throttling scaled up 100 times (500 writes per second instead of 5), 50-150 ms
+// latency and 1% server faults, so that the wave takes minutes instead of hours. It reports the
+// achieved rate against the simulator's limit, the share of 429 answers and the binary's peak memory.
+//
+//	go test -run '^$' -bench Wave100k -benchtime 1x ./cmd/reclaim
+func BenchmarkWave100k(b *testing.B) {
+	const (
+		rows       = 100_000
+		limit      = 2500 // writes per window
+		window     = 5 * time.Second
+		limitPerS  = float64(limit) / 5
+		rate       = "500"
+		workers    = "96"
+		burst      = "10"
+		faultShare = 0.01
+	)
+	for range b.N {
+		b.StopTimer()
+		sim := startSim(b, graphsim.Options{WriteLimit: limit, WriteWindow: window, RetryAfter: graphsim.RetryAfterRotate,
+			FaultRate: faultShare, LatencyMin: 50 * time.Millisecond, LatencyMax: 150 * time.Millisecond, Seed: 42})
+		input := writeWave(b, validWave(99, rows))
+		out := b.TempDir()
+		b.StartTimer()
+
+		started := time.Now()
+		cmd := sim.command(b, "--input", input, "--out-dir", out, "--rate", rate, "--burst", burst,
+			"--workers", workers, "--log-level", "warn")
+		stdout, stderr := start(b, cmd)
+		res := wait(b, cmd, stdout, stderr)
+		elapsed := time.Since(started)
+		b.StopTimer()
+		if res.code != reclaim.ExitOK {
+			b.Fatalf("exit code = %d, want 0\n%s", res.code, tail(res.stderr, 20))
+		}
+
+		stats := sim.Stats()
+		summary := readSummary(b, out)
+		if summary["revoked"] != strconv.Itoa(rows) || summary["failed"] != "0" || summary["complete"] != "true" {
+			b.Fatalf("summary = %v, want all %d rows revoked", summary, rows)
+		}
+		maxRSS := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		achieved := float64(rows) / elapsed.Seconds()
+		b.ReportMetric(elapsed.Seconds(), "s/wave")
+		b.ReportMetric(achieved, "rows/s")
+		b.ReportMetric(achieved/limitPerS, "of-limit")
+		b.ReportMetric(float64(stats.Throttled)/float64(stats.GraphRequests), "429-share")
+		b.ReportMetric(float64(stats.GraphRequests), "requests")
+		b.ReportMetric(float64(maxRSS)/1024, "peak-MiB")
+		b.Logf("GOMAXPROCS %d, %s; requests %d, throttled %d, faults %d", runtime.GOMAXPROCS(0), runtime.Version(),
+			stats.GraphRequests, stats.Throttled, stats.Faults)
+	}
+}
