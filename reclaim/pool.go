@@ -137,12 +137,12 @@ func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outc
 		if attempt > 1 {
 			j.retries.Add(1)
 		}
-		answer, err := j.client.RevokeDeviceLicense(requestCtx, row.AppID, row.DeviceID, row.Notify)
+		result, err := j.client.RevokeDeviceLicense(requestCtx, row.AppID, row.DeviceID, row.Notify)
 		if err == nil {
 			j.health.answered()
 			outcome := rowOutcome(row, report.Revoked, "")
-			outcome.HTTPStatus, outcome.Attempts, outcome.RequestID = answer.StatusCode, attempt, answer.RequestID
-			log.Debug().Int(keyAttempt, attempt).Str(keyRequestID, answer.RequestID).Msg("revoked")
+			outcome.HTTPStatus, outcome.Attempts, outcome.RequestID = result.StatusCode, attempt, result.RequestID
+			log.Debug().Int(keyAttempt, attempt).Str(keyRequestID, result.RequestID).Msg("revoked")
 			return &outcome, nil
 		}
 
@@ -204,7 +204,8 @@ func (f failure) log(event *zerolog.Event, attempt int) *zerolog.Event {
 }
 
 // classify turns a failed attempt into a failure and the wait before the next attempt, or into an
-// error that ends the run. Throttling pauses the whole pool instead of returning a wait.
+// error that ends the run. On throttling it pauses the whole pool, and the wait it returns is that
+// pause, for the log.
 func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
 	var graphErr *graphclient.Error
 	var transportErr *graphclient.TransportError
