@@ -54,14 +54,15 @@ func (e *StopError) Error() string {
 
 func (e *StopError) Unwrap() error { return e.Err }
 
-// BusyError is a run that found another run holding the out dir. It changed nothing.
+// BusyError is a run that found another run holding its out dir or checkpoint. It changed nothing.
 type BusyError struct {
-	OutDir string
+	// What names the resource, such as "out dir reclaim-out".
+	What   string
 	Holder string
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("out dir %s is in use by another reclaim run (%s); run again once it has ended", e.OutDir, e.Holder)
+	return fmt.Sprintf("%s is in use by another reclaim run (%s); run again once it has ended", e.What, e.Holder)
 }
 
 // ExitCode returns the exit code for the error a run returned.

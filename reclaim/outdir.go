@@ -14,10 +14,10 @@ import (
 	"reclaim/report"
 )
 
-// lockFile is the file in the out dir that a run holds locked while it works.
-const lockFile = ".reclaim.lock"
+// lockFileName is the file in the out dir that a run holds locked while it works.
+const lockFileName = ".reclaim.lock"
 
-// lockHolder describes the run that holds an out dir, for the message another run prints.
+// lockHolder describes the run that holds a lock, for the message another run prints.
 type lockHolder struct {
 	PID       int       `json:"pid"`
 	Host      string    `json:"host"`
@@ -28,22 +28,43 @@ func (h lockHolder) String() string {
 	return fmt.Sprintf("process %d on host %s, started %s", h.PID, h.Host, h.StartedAt.Format(time.RFC3339))
 }
 
-// outDirLock is a run's exclusive hold on its out dir. The operating system releases it when the
-// process ends in any way, so a run started right after a crash gets it at once.
-type outDirLock struct{ file *os.File }
+// runLock is a run's exclusive hold on its out dir and, when it lies elsewhere, on its checkpoint. The
+// operating system releases it when the process ends in any way, so a run started right after a crash
+// gets it at once.
+type runLock struct{ files []*os.File }
 
-// lockOutDir takes the out dir for this process, or returns a *BusyError naming the run that holds it.
-// A run that finds the out dir busy changes nothing in it.
-func lockOutDir(dir string) (*outDirLock, error) {
-	path := filepath.Join(dir, lockFile)
+// lockRun takes the out dir, and a checkpoint outside it, for this process. It returns a *BusyError
+// naming the run that holds either one; such a run changes nothing.
+func lockRun(cfg Config) (*runLock, error) {
+	lock := &runLock{}
+	if err := lock.take(filepath.Join(cfg.OutDir, lockFileName), "out dir "+cfg.OutDir); err != nil {
+		return nil, err
+	}
+	outDir, _ := filepath.Abs(cfg.OutDir)
+	checkpointDir, _ := filepath.Abs(filepath.Dir(cfg.Checkpoint))
+	if checkpointDir != outDir {
+		if err := os.MkdirAll(checkpointDir, 0o755); err != nil {
+			lock.release()
+			return nil, usageErrorf("create checkpoint folder: %w", err)
+		}
+		if err := lock.take(cfg.Checkpoint+".lock", "checkpoint "+cfg.Checkpoint); err != nil {
+			lock.release()
+			return nil, err
+		}
+	}
+	return lock, nil
+}
+
+// take locks the file at path, which guards what, and records this process in it.
+func (l *runLock) take(path, what string) error {
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, usageErrorf("open lock file: %w; check that --out-dir %s is writable", err, dir)
+		return usageErrorf("open lock file: %w; check that the folder of %s is writable", err, what)
 	}
 	locked, err := tryLock(file)
 	if err != nil {
 		file.Close()
-		return nil, usageErrorf("lock %s: %w", path, err)
+		return usageErrorf("lock %s: %w", path, err)
 	}
 	if !locked {
 		holder := "holder not recorded yet"
@@ -52,7 +73,7 @@ func lockOutDir(dir string) (*outDirLock, error) {
 			holder = h.String()
 		}
 		file.Close()
-		return nil, &BusyError{OutDir: dir, Holder: holder}
+		return &BusyError{What: what, Holder: holder}
 	}
 
 	host, _ := os.Hostname()
@@ -60,13 +81,16 @@ func lockOutDir(dir string) (*outDirLock, error) {
 	if err := file.Truncate(0); err == nil {
 		_, _ = file.WriteAt(data, 0)
 	}
-	return &outDirLock{file: file}, nil
+	l.files = append(l.files, file)
+	return nil
 }
 
-// release gives the out dir up. The lock file stays, so that no other run locks a file just unlinked.
-func (l *outDirLock) release() {
-	_ = l.file.Truncate(0)
-	_ = l.file.Close()
+// release gives the locks up. The lock files stay, so that no other run locks a file just unlinked.
+func (l *runLock) release() {
+	for _, file := range l.files {
+		_ = file.Truncate(0)
+		_ = file.Close()
+	}
 }
 
 // moveAside moves the outputs of an earlier job into a new folder previous-<UTC time> in the out dir
@@ -100,6 +124,8 @@ type outcomeLog struct {
 	file *os.File
 	// size is the length of the file when it was opened, after a torn last line was cut.
 	size int64
+	// cut is the length of the torn last line that was cut off, or 0.
+	cut int64
 }
 
 // openOutcomeLog opens outcomes.csv for the job cp describes. A new file gets the header. An existing
@@ -149,6 +175,7 @@ func (l *outcomeLog) prepare(path string, cp *Checkpoint, replay func(io.Reader)
 		return fmt.Errorf("read outcomes: %w", err)
 	}
 	if end < info.Size() {
+		l.cut = info.Size() - end
 		if err := l.file.Truncate(end); err != nil {
 			return fmt.Errorf("cut torn last line of outcomes: %w", err)
 		}
@@ -180,6 +207,42 @@ func lastLineEnd(file *os.File, from, size int64) (int64, error) {
 		end = start
 	}
 	return from, nil
+}
+
+// verify reads the whole file and returns its counts by status, and a problem unless it has exactly
+// one line for each row from 1 to rows.
+func (l *outcomeLog) verify(rows int) (report.Counts, string, error) {
+	var counts report.Counts
+	seen := make([]uint64, rows/64+1)
+	twice := 0
+	body := io.NewSectionReader(l.file, int64(len(report.OutcomesHeader)), 1<<62)
+	err := report.ScanOutcomes(body, func(row int, status report.Status) error {
+		if row > rows {
+			return fmt.Errorf("%w: row %d is not in the input", report.ErrBadOutcomeLine, row)
+		}
+		word, bit := row/64, uint64(1)<<(row%64)
+		if seen[word]&bit != 0 {
+			twice = row
+		}
+		seen[word] |= bit
+		counts.Add(status)
+		return nil
+	})
+	if errors.Is(err, report.ErrBadOutcomeLine) {
+		return counts, err.Error(), nil
+	}
+	if err != nil {
+		return counts, "", err
+	}
+	if twice != 0 {
+		return counts, fmt.Sprintf("row %d has more than one line", twice), nil
+	}
+	for row := 1; row <= rows; row++ {
+		if seen[row/64]&(uint64(1)<<(row%64)) == 0 {
+			return counts, fmt.Sprintf("row %d has no line, although the checkpoint marks it finished", row), nil
+		}
+	}
+	return counts, "", nil
 }
 
 func damagedOutcomes(path, problem string) error {

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/rs/zerolog"
-
 	"reclaim/graphclient"
 	"reclaim/report"
 )
@@ -31,8 +29,14 @@ const (
 //
 // It returns nil when the job is complete and every row was revoked or a duplicate, ErrRowsFailed when
 // it is complete with other outcomes, and otherwise an error whose kind ExitCode maps to an exit code.
-func Run(ctx context.Context, cfg Config) error {
-	cfg, err := cfg.withDefaults()
+func Run(ctx context.Context, cfg Config) (err error) {
+	defer func() {
+		// A signal that arrives while the run starts up ends whatever step it interrupts.
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = &StopError{Reason: errInterrupted.Error()}
+		}
+	}()
+	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return err
 	}
@@ -41,7 +45,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return usageErrorf("create out dir: %w", err)
 	}
-	lock, err := lockOutDir(cfg.OutDir)
+	lock, err := lockRun(cfg)
 	if err != nil {
 		return err
 	}
@@ -120,7 +124,7 @@ func loadOrStartCheckpoint(cfg Config, identity InputIdentity) (*Checkpoint, err
 
 	if cp.Input.SHA256 != identity.SHA256 || cp.Input.Size != identity.Size || cp.Input.Rows != identity.Rows {
 		return nil, usageErrorf("checkpoint %s belongs to another input (%s, %d bytes, sha256 %.12s…), "+
-			"but %s has %d bytes and sha256 %.12s…; run with --restart to move the old outputs aside and start a new job, "+
+			"but %s has %d bytes and sha256 %.12s…; run with --restart to move the old outputs aside and start a new job (which sends every row again), "+
 			"or give another --out-dir", cfg.Checkpoint, cp.Input.Path, cp.Input.Size, cp.Input.SHA256,
 			identity.Path, identity.Size, identity.SHA256)
 	}
@@ -179,24 +183,17 @@ func newClient(ctx context.Context, cfg Config, form graphclient.Form) (*graphcl
 	}
 	if err := client.CheckToken(ctx); err != nil {
 		var auth *graphclient.AuthError
-		if errors.As(err, &auth) || ctx.Err() != nil {
+		var transport *graphclient.TransportError
+		switch {
+		case ctx.Err() != nil:
+			return nil, &StopError{Reason: errInterrupted.Error()}
+		case errors.As(err, &auth):
 			return nil, err
+		case errors.As(err, &transport):
+			// Entra could not be reached or failed on its side: a later run may get through.
+			return nil, &StopError{Reason: "the token endpoint could not be reached", Err: err}
 		}
 		return nil, &graphclient.AuthError{Err: err}
 	}
 	return client, nil
-}
-
-// startLog returns the first log line of a run with the settings that shape it.
-func startLog(log zerolog.Logger, cfg Config, identity InputIdentity, done int64) *zerolog.Event {
-	return log.Info().
-		Str("input", identity.Path).
-		Int("rows", identity.Rows).
-		Int64("rows_done", done).
-		Str("target", cfg.Target).
-		Float64("rate", cfg.Rate).
-		Int("burst", cfg.Burst).
-		Int("workers", cfg.Workers).
-		Int("max_attempts", cfg.MaxAttempts).
-		Bool("dry_run", cfg.DryRun)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,13 +89,14 @@ func TestHealthOutage(t *testing.T) {
 	}
 }
 
-func TestLockOutDir(t *testing.T) {
+func TestLockRun(t *testing.T) {
 	dir := t.TempDir()
-	lock, err := lockOutDir(dir)
+	cfg := Config{OutDir: dir, Checkpoint: filepath.Join(dir, CheckpointFile)}
+	lock, err := lockRun(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = lockOutDir(dir)
+	_, err = lockRun(cfg)
 	var busy *BusyError
 	if !errors.As(err, &busy) {
 		t.Fatalf("second lockOutDir = %v, want a BusyError", err)
@@ -110,9 +112,24 @@ func TestLockOutDir(t *testing.T) {
 	}
 
 	lock.release()
-	again, err := lockOutDir(dir)
+	again, err := lockRun(cfg)
 	if err != nil {
-		t.Fatalf("lockOutDir after release: %v", err)
+		t.Fatalf("lockRun after release: %v", err)
 	}
 	again.release()
+}
+
+func TestLockRunSharedCheckpoint(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "state", "wave.json")
+	first, err := lockRun(Config{OutDir: t.TempDir(), Checkpoint: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.release()
+
+	_, err = lockRun(Config{OutDir: t.TempDir(), Checkpoint: shared})
+	var busy *BusyError
+	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "checkpoint "+shared) {
+		t.Errorf("lockRun with another out dir and the same checkpoint = %v, want a BusyError naming the checkpoint", err)
+	}
 }
