@@ -55,6 +55,7 @@ type Client struct {
 	route     *route
 	now       func() time.Time
 	sent      atomic.Int64
+	rejected  atomic.Int64
 }
 
 // Result describes a revoke request that Graph accepted.
@@ -97,6 +98,9 @@ func New(opts Options) (*Client, error) {
 
 // Sent returns the number of HTTP requests sent to Graph so far, token requests not included.
 func (c *Client) Sent() int64 { return c.sent.Load() }
+
+// RejectedTokens returns the number of tokens Graph answered 401 to, each of which was replaced.
+func (c *Client) RejectedTokens() int64 { return c.rejected.Load() }
 
 // Form returns the URL form in use.
 func (c *Client) Form() Form { return c.route.current() }
@@ -147,6 +151,7 @@ func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string
 			}
 		case graphErr.Class() == Unauthorized && !tokenReplaced:
 			tokenReplaced = true
+			c.rejected.Add(1)
 			if token, err = c.token(ctx, token); err != nil {
 				return Result{}, err
 			}
@@ -197,7 +202,7 @@ func (c *Client) token(ctx context.Context, rejected string) (string, error) {
 		return "", &AuthError{Err: err}
 	}
 	// Entra could not be reached or failed on its side, which may pass.
-	transportErr := &TransportError{Err: fmt.Errorf("get access token: %w", err)}
+	transportErr := &TransportError{Token: true, Err: err}
 	if !transportErr.Retryable() {
 		return "", &AuthError{Err: err}
 	}

@@ -102,16 +102,22 @@ func (e *Error) Error() string {
 // Class returns what a caller can do about e.
 func (e *Error) Class() Class { return Classify(e.StatusCode) }
 
-// TransportError is a request that got no HTTP answer: a timeout, a dropped connection, a DNS failure.
+// TransportError is a request that got no HTTP response: a timeout, a dropped connection, a DNS
+// failure, or a token endpoint that could not be reached or failed on its side.
 type TransportError struct {
 	ClientRequestID string
 	// Timeout is true when the per-request timeout expired.
 	Timeout bool
-	Err     error
+	// Token is true when the failed request was the token request, not the Graph request.
+	Token bool
+	Err   error
 }
 
 func (e *TransportError) Error() string {
-	if e.Timeout {
+	switch {
+	case e.Token:
+		return "access token request failed: " + e.Err.Error()
+	case e.Timeout:
 		return "graph request timed out: " + e.Err.Error()
 	}
 	return "graph request failed: " + e.Err.Error()
@@ -194,7 +200,7 @@ func decodeError(resp *http.Response, now time.Time) *Error {
 	var parsed graphErrorBody
 	if json.Unmarshal(body, &parsed) == nil && parsed.Error.Code != "" {
 		e.Code = parsed.Error.Code
-		e.Message = oneLine(parsed.Error.Message)
+		e.Message = oneLine(innerMessage(parsed.Error.Message))
 		if e.RequestID == "" {
 			e.RequestID = parsed.Error.InnerError.RequestID
 		}
@@ -211,6 +217,19 @@ func decodeError(resp *http.Response, now time.Time) *Error {
 		e.RetryAfter = wait
 	}
 	return e
+}
+
+// innerMessage returns the Message of the JSON object that Intune often puts inside Graph's message,
+// such as {"_version": 3, "Message": "An internal server error has occurred - Operation ID ..."}, or
+// message itself when it is not such an object.
+func innerMessage(message string) string {
+	var inner struct {
+		Message string `json:"Message"`
+	}
+	if strings.HasPrefix(strings.TrimSpace(message), "{") && json.Unmarshal([]byte(message), &inner) == nil && inner.Message != "" {
+		return inner.Message
+	}
+	return message
 }
 
 // oneLine turns s into a single line of printable text of at most maxMessageLen bytes.

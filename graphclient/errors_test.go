@@ -64,6 +64,13 @@ func TestDecodeError(t *testing.T) {
 			want:   Error{StatusCode: 429, Code: "TooManyRequests", RetryAfter: 4 * time.Second},
 		},
 		{
+			name:   "intune message inside the message",
+			status: 500,
+			header: http.Header{},
+			body:   `{"error":{"code":"InternalServerError","message":"{\"_version\": 3, \"Message\": \"An internal server error has occurred - Operation ID (for customer support): 0c21\", \"RetryAfter\": null}"}}`,
+			want:   Error{StatusCode: 500, Code: "InternalServerError", Message: "An internal server error has occurred - Operation ID (for customer support): 0c21"},
+		},
+		{
 			name:   "html from a proxy",
 			status: 502,
 			header: http.Header{},
