@@ -26,7 +26,8 @@ const (
 // SimulatorTarget is the Target of a job run against the built-in simulator.
 const SimulatorTarget = "simulator"
 
-// Config describes a run. Zero values of the optional fields take the defaults of the command line.
+// Config describes a run. Rate, Burst, Workers, MaxAttempts, Timeout and OutageAfter must be set, as
+// the command line does with the Default values; other zero fields take defaults.
 type Config struct {
 	// Input is the CSV file of rows to revoke.
 	Input string
@@ -119,29 +120,24 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Target = cfg.GraphURL
 	}
 
+	// The command line always passes its defaults, so a zero here was given on purpose and is an error.
+	// The negated comparison also rejects NaN.
 	switch {
-	case cfg.Rate < 0 || cfg.Rate > 1000:
-		return cfg, usageErrorf("--rate %g is out of range: give requests per second between 0.01 and 1000 (Graph allows about 5)", cfg.Rate)
-	case cfg.Burst < 0:
-		return cfg, usageErrorf("--burst %d is negative: give 1 or more", cfg.Burst)
-	case cfg.Workers < 0 || cfg.Workers > 256:
+	case !(cfg.Rate >= 0.01 && cfg.Rate <= 1000):
+		return cfg, usageErrorf("--rate %g is out of range: give requests per second from 0.01 to 1000 (Graph allows one app about 5)", cfg.Rate)
+	case cfg.Burst < 1:
+		return cfg, usageErrorf("--burst %d is out of range: give 1 or more", cfg.Burst)
+	case cfg.Workers < 1 || cfg.Workers > 256:
 		return cfg, usageErrorf("--workers %d is out of range: give 1 to 256", cfg.Workers)
-	case cfg.MaxAttempts < 0:
-		return cfg, usageErrorf("--max-attempts %d is negative: give 1 or more", cfg.MaxAttempts)
-	case cfg.Timeout < 0 || cfg.Deadline < 0 || cfg.OutageAfter < 0:
-		return cfg, usageErrorf("--timeout, --deadline and --outage-after must not be negative")
+	case cfg.MaxAttempts < 1:
+		return cfg, usageErrorf("--max-attempts %d is out of range: give 1 or more", cfg.MaxAttempts)
+	case cfg.Timeout <= 0:
+		return cfg, usageErrorf("--timeout %v is out of range: give a positive duration such as 30s", cfg.Timeout)
+	case cfg.OutageAfter <= 0:
+		return cfg, usageErrorf("--outage-after %v is out of range: give a positive duration such as 5m", cfg.OutageAfter)
+	case cfg.Deadline < 0:
+		return cfg, usageErrorf("--deadline %v is negative: give a positive duration, or 0 for no deadline", cfg.Deadline)
 	}
-	if cfg.Rate == 0 {
-		cfg.Rate = DefaultRate
-	}
-	if cfg.Rate < 0.01 {
-		return cfg, usageErrorf("--rate %g is too low: give at least 0.01 requests per second", cfg.Rate)
-	}
-	setDefault(&cfg.Burst, DefaultBurst)
-	setDefault(&cfg.Workers, DefaultWorkers)
-	setDefault(&cfg.MaxAttempts, DefaultMaxAttempts)
-	setDefault(&cfg.Timeout, graphclient.DefaultTimeout)
-	setDefault(&cfg.OutageAfter, DefaultOutageAfter)
 	setDefault(&cfg.Drain, DefaultDrain)
 	setDefault(&cfg.CheckpointEvery, 5*time.Second)
 	setDefault(&cfg.ProgressEvery, 10*time.Second)

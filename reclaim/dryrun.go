@@ -45,6 +45,7 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 		Runs:     1,
 		Elapsed:  time.Since(started),
 		Complete: true,
+		DryRun:   true,
 	}
 	if err := writeFileAtomic(filepath.Join(dir, SummaryFile), summary.WriteCSV); err != nil {
 		return err
@@ -53,6 +54,7 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 	if err := summary.WriteText(cfg.Stdout); err != nil {
 		return err
 	}
+	fmt.Fprintf(cfg.Stdout, "  outcomes   %s\n", filepath.Join(dir, OutcomesFile))
 	if !counts.AllSucceeded() {
 		return ErrRowsFailed
 	}
@@ -73,6 +75,7 @@ func planRows(ctx context.Context, cfg Config, w io.Writer) (report.Counts, erro
 	}
 	outcomes := report.NewOutcomeWriter(w)
 	pairs := newPairSet()
+	skipped := &rowLogger{logger: cfg.Logger}
 	for {
 		if ctx.Err() != nil {
 			return counts, &StopError{Reason: errInterrupted.Error()}
@@ -89,8 +92,10 @@ func planRows(ctx context.Context, cfg Config, w io.Writer) (report.Counts, erro
 		switch {
 		case row.Invalid != "":
 			outcome = rowOutcome(row, report.Invalid, row.Invalid)
+			skipped.log(row, report.Invalid, row.Invalid)
 		case !pairs.Add(row.AppID, row.DeviceID):
 			outcome = rowOutcome(row, report.Duplicate, duplicateReason)
+			skipped.log(row, report.Duplicate, duplicateReason)
 		}
 		if _, err := outcomes.Write(outcome); err != nil {
 			return counts, fmt.Errorf("write dry-run outcomes: %w", err)

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"reclaim/graphclient"
-	"reclaim/report"
 )
 
 // Reasons a run stops before the job is complete.
@@ -21,10 +20,6 @@ var (
 	errDeadline    = errors.New("--deadline reached")
 	errOutage      = errors.New("Graph outage: every request failed with a server or network fault")
 )
-
-// maxLoggedRows is how many invalid and how many duplicate rows a run logs one by one; the rest are
-// only in outcomes.csv.
-const maxLoggedRows = 50
 
 // job is one run's work on a job: the input, the Graph client, the worker pool and its shared state.
 type job struct {
@@ -44,9 +39,14 @@ type job struct {
 	// stop ends the run early for a reason, which becomes the cause of the run's context.
 	stop context.CancelCauseFunc
 
-	throttled  atomic.Int64
-	retries    atomic.Int64
-	loggedRows [2]atomic.Int64 // invalid, duplicate
+	throttled atomic.Int64
+	retries   atomic.Int64
+	// rowsRead is the number of the last row the feed has read.
+	rowsRead atomic.Int64
+	// form is the URL form last seen in use, as a graphclient.Form.
+	form atomic.Int32
+	// skipped logs the rows that are not sent.
+	skipped *rowLogger
 
 	saveMu sync.Mutex
 }
@@ -71,12 +71,18 @@ func newJob(ctx context.Context, cfg Config, identity InputIdentity, cp *Checkpo
 		throttle: newThrottle(cfg.Rate, cfg.Burst),
 		health:   &health{outageAfter: cfg.OutageAfter},
 		pairs:    newPairSet(),
+		skipped:  &rowLogger{logger: cfg.Logger},
 	}
+	j.form.Store(int32(client.Form()))
 	log, err := openOutcomeLog(cfg.outcomesPath(), cp, j.ledger.replay)
 	if err != nil {
 		return nil, err
 	}
 	j.ledger.attach(log)
+	if recovered := j.ledger.finished() - cp.Counts.Total(); recovered > 0 || log.cut > 0 {
+		j.log.Info().Int64("rows_recovered", recovered).Int64("torn_bytes_cut", log.cut).
+			Msg("resuming after a crash: read back the outcome lines written after the last checkpoint")
+	}
 	return j, nil
 }
 
@@ -92,8 +98,11 @@ func (j *job) run(ctx context.Context) error {
 	defer input.Close()
 	j.input = input
 
-	startLog(j.log, j.cfg, j.identity, j.ledger.finished()).Str("url_form", j.client.Form().String()).
-		Msg("run started")
+	j.logStart()
+	// A first save counts this run in the checkpoint, however soon it ends.
+	if _, err := j.save(false); err != nil {
+		return err
+	}
 
 	// stopCtx ends when rows must no longer start: a signal, the deadline, an outage or a fatal error.
 	// Requests already on their way get Drain longer, through requestCtx.
@@ -123,7 +132,7 @@ func (j *job) run(ctx context.Context) error {
 		select {
 		case <-poolDone:
 		case <-stopCtx.Done():
-			j.log.Info().Err(context.Cause(stopCtx)).Stringer("drain", j.cfg.Drain).
+			j.log.Info().Str("reason", context.Cause(stopCtx).Error()).Stringer("drain", j.cfg.Drain).
 				Msg("stopping: no new rows, waiting for requests in flight")
 			select {
 			case <-poolDone:
@@ -141,17 +150,24 @@ func (j *job) run(ctx context.Context) error {
 	return j.finish(poolErr, context.Cause(stopCtx))
 }
 
-// finish saves the final state, writes the summary and returns the run's result.
+// finish checks and saves the final state, writes the summary and returns the run's result.
 func (j *job) finish(poolErr, stopCause error) error {
-	cp, saveErr := j.save()
+	var verifyErr error
+	if j.ledger.finished() == int64(j.identity.Rows) {
+		verifyErr = j.verifyOutcomes()
+	}
+	cp, saveErr := j.save(verifyErr == nil)
 	summary := summaryOf(cp)
 
 	var result error
 	switch {
 	case poolErr != nil:
 		result = poolErr
+	case verifyErr != nil:
+		result = verifyErr
 	case saveErr != nil:
-		result = saveErr
+		summary.Complete = false
+		result = &StopError{Reason: "the checkpoint could not be saved; run again once the out dir can be written", Err: saveErr}
 	case cp.Complete && cp.ExitCode == ExitRowsFailed:
 		result = ErrRowsFailed
 	case cp.Complete:
@@ -165,19 +181,37 @@ func (j *job) finish(poolErr, stopCause error) error {
 	}
 
 	event := j.log.Info()
-	if !cp.Complete {
+	if !summary.Complete {
 		event = j.log.Warn()
 	}
-	summaryLog(event, summary).Str("exit_code", fmt.Sprint(ExitCode(result))).Msg("run ended")
+	summaryLog(event, summary).Int("exit_code", ExitCode(result)).Msg("run ended")
 	if err := summary.WriteText(j.cfg.Stdout); err != nil && result == nil {
 		result = err
 	}
 	return result
 }
 
+// verifyOutcomes reads outcomes.csv of a job whose rows are all finished and returns an error unless
+// it has exactly one line per input row and its statuses add up to the ledger's counts. A mismatch
+// means the checkpoint or outcomes.csv was changed by hand.
+func (j *job) verifyOutcomes() error {
+	counts, problem, err := j.ledger.log.verify(j.identity.Rows)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", OutcomesFile, err)
+	}
+	if problem == "" && counts != j.ledger.countsNow() {
+		problem = fmt.Sprintf("its statuses add up to %+v, but the checkpoint counts %+v", counts, j.ledger.countsNow())
+	}
+	if problem != "" {
+		return damagedOutcomes(j.cfg.outcomesPath(), problem)
+	}
+	return nil
+}
+
 // save writes the checkpoint and summary.csv, after flushing outcomes.csv so that the checkpoint
-// vouches only for lines on disk. It returns the checkpoint it saved.
-func (j *job) save() (*Checkpoint, error) {
+// vouches only for lines on disk. The job is marked complete when every row is finished and mayComplete
+// is true. save returns the checkpoint it saved.
+func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
 
@@ -189,7 +223,7 @@ func (j *job) save() (*Checkpoint, error) {
 	cp.Retries = j.base.Retries + j.retries.Load()
 	cp.Runs = j.base.Runs + 1
 	cp.ElapsedSeconds = j.base.ElapsedSeconds + time.Since(j.started).Seconds()
-	cp.Complete = cp.DoneThrough == j.identity.Rows
+	cp.Complete = mayComplete && cp.DoneThrough == j.identity.Rows
 	cp.ExitCode = ExitStopped
 	if cp.Complete {
 		cp.ExitCode = ExitOK
@@ -206,96 +240,4 @@ func (j *job) save() (*Checkpoint, error) {
 	}
 	summary := summaryOf(&cp)
 	return &cp, writeFileAtomic(j.cfg.summaryPath(), summary.WriteCSV)
-}
-
-// tick saves the checkpoint every CheckpointEvery, logs progress every ProgressEvery and watches for an
-// outage, until poolDone is closed.
-func (j *job) tick(stopCtx context.Context, poolDone <-chan struct{}) {
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
-	lastSave, lastProgress := time.Now(), time.Now()
-	doneAtLastProgress := j.ledger.finished()
-
-	for {
-		select {
-		case <-poolDone:
-			return
-		case now := <-ticker.C:
-			if stopCtx.Err() == nil && j.health.outage() {
-				j.stop(errOutage)
-			}
-			if now.Sub(lastSave) >= j.cfg.CheckpointEvery {
-				if _, err := j.save(); err != nil {
-					j.log.Error().Err(err).Msg("saving the checkpoint failed; will try again")
-				}
-				lastSave = now
-			}
-			if now.Sub(lastProgress) >= j.cfg.ProgressEvery {
-				done := j.ledger.finished()
-				j.logProgress(done, float64(done-doneAtLastProgress)/now.Sub(lastProgress).Seconds())
-				lastProgress, doneAtLastProgress = now, done
-			}
-		}
-	}
-}
-
-func (j *job) logProgress(done int64, rowsPerSecond float64) {
-	percentRead := 100.0
-	if size := j.input.Size(); size > 0 {
-		percentRead = 100 * float64(j.input.Offset()) / float64(size)
-	}
-	event := j.log.Info().
-		Int64("rows_done", done).
-		Int("rows", j.identity.Rows).
-		Str("percent_read", fmt.Sprintf("%.1f", percentRead)).
-		Str("rows_per_second", fmt.Sprintf("%.2f", rowsPerSecond)).
-		Int64("requests", j.base.Requests+j.client.Sent()).
-		Int64("throttled", j.base.Throttled+j.throttled.Load()).
-		Int64("retries", j.base.Retries+j.retries.Load())
-	if pending := int64(j.identity.Rows) - done; rowsPerSecond > 0 {
-		event = event.Stringer("eta", (time.Duration(float64(pending)/rowsPerSecond) * time.Second).Round(time.Second))
-	}
-	event.Msg("progress")
-}
-
-// summaryOf returns the job's figures as a checkpoint records them.
-func summaryOf(cp *Checkpoint) report.Summary {
-	return report.Summary{
-		Rows:      int64(cp.Input.Rows),
-		Counts:    cp.Counts,
-		Requests:  cp.Requests,
-		Throttled: cp.Throttled,
-		Retries:   cp.Retries,
-		Runs:      cp.Runs,
-		Elapsed:   time.Duration(cp.ElapsedSeconds * float64(time.Second)),
-		Complete:  cp.Complete,
-	}
-}
-
-func summaryLog(event *zerolog.Event, s report.Summary) *zerolog.Event {
-	event = event.Int64("rows", s.Rows)
-	for _, status := range report.Statuses {
-		event = event.Int64(string(status), s.Counts.Of(status))
-	}
-	return event.Int64("pending", s.Pending()).
-		Int64("requests", s.Requests).
-		Int64("throttled", s.Throttled).
-		Int64("retries", s.Retries).
-		Bool("complete", s.Complete).
-		Str("elapsed", s.Elapsed.Round(time.Second).String())
-}
-
-// logRow logs an invalid or duplicate row, up to maxLoggedRows of each kind.
-func (j *job) logRow(row Row, status report.Status, reason string) {
-	kind := 0
-	if status == report.Duplicate {
-		kind = 1
-	}
-	switch n := j.loggedRows[kind].Add(1); {
-	case n <= maxLoggedRows:
-		j.log.Warn().Int(keyRow, row.Index).Int("line", row.Line).Str(keyAppID, row.AppID).Str(keyDeviceID, row.DeviceID).
-			Str(keyStatus, string(status)).Str("reason", reason).Msg("row not sent")
-	case n == maxLoggedRows+1:
-		j.log.Warn().Str(keyStatus, string(status)).Msgf("more than %d rows are %s; the rest are only in %s", maxLoggedRows, status, OutcomesFile)
-	}
 }

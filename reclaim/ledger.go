@@ -152,6 +152,13 @@ func (l *ledger) finished() int64 {
 	return l.counts.Total()
 }
 
+// countsNow returns the counts of finished rows by status.
+func (l *ledger) countsNow() report.Counts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts
+}
+
 // snapshot copies the progress into cp.
 func (l *ledger) snapshot(cp *Checkpoint) {
 	l.mu.Lock()

@@ -32,6 +32,7 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 			return j.inputChanged(fmt.Sprintf("it now has more than %d rows", j.identity.Rows))
 		}
 		last = row.Index
+		j.rowsRead.Store(int64(row.Index))
 
 		if j.ledger.isDone(row.Index) {
 			// Finished rows still count for duplicate detection, as they did when they were first read.
@@ -46,10 +47,10 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 
 		switch {
 		case row.Invalid != "":
-			j.logRow(row, report.Invalid, row.Invalid)
+			j.skipped.log(row, report.Invalid, row.Invalid)
 			err = j.ledger.finish(rowOutcome(row, report.Invalid, row.Invalid))
 		case !j.pairs.Add(row.AppID, row.DeviceID):
-			j.logRow(row, report.Duplicate, duplicateReason)
+			j.skipped.log(row, report.Duplicate, duplicateReason)
 			err = j.ledger.finish(rowOutcome(row, report.Duplicate, duplicateReason))
 		default:
 			select {
@@ -138,6 +139,7 @@ func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outc
 			j.retries.Add(1)
 		}
 		result, err := j.client.RevokeDeviceLicense(requestCtx, row.AppID, row.DeviceID, row.Notify)
+		j.noteForm()
 		if err == nil {
 			j.health.answered()
 			outcome := rowOutcome(row, report.Revoked, "")

@@ -78,6 +78,8 @@ type Summary struct {
 	Elapsed time.Duration
 	// Complete is true when every row has its outcome.
 	Complete bool
+	// DryRun is true for the figures of a dry run, which sends nothing.
+	DryRun bool
 }
 
 // Pending returns the number of rows that have no outcome yet.
@@ -109,7 +111,10 @@ func (s Summary) WriteCSV(w io.Writer) error {
 // WriteText writes s for a person reading a terminal.
 func (s Summary) WriteText(w io.Writer) error {
 	state := "complete"
-	if !s.Complete {
+	switch {
+	case s.DryRun:
+		state = "dry run complete, nothing was sent"
+	case !s.Complete:
 		state = fmt.Sprintf("not complete: %d rows pending, run the same command again to resume", s.Pending())
 	}
 	_, err := fmt.Fprintf(w,

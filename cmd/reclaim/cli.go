@@ -152,7 +152,14 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	err = reclaim.Run(ctx, cfg)
-	if err != nil && !errors.Is(err, reclaim.ErrRowsFailed) {
+	var stop *reclaim.StopError
+	var busy *reclaim.BusyError
+	switch {
+	case err == nil, errors.Is(err, reclaim.ErrRowsFailed):
+	case errors.As(err, &stop), errors.As(err, &busy):
+		// A planned or expected stop: the next run resumes.
+		log.Warn().Err(err).Msg("reclaim stopped")
+	default:
 		log.Error().Err(err).Msg("reclaim stopped")
 	}
 	return reclaim.ExitCode(err)

@@ -84,6 +84,14 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"run", "--input", "a.csv", "--graph-url", "http://graph.microsoft.com/beta", "--dry-run"}, reclaim.ExitUsage, "uses http"},
 		{[]string{"run", "--input", "a.csv", "--rate", "-1", "--dry-run"}, reclaim.ExitUsage, "--rate -1"},
 		{[]string{"run", "--dry-run"}, reclaim.ExitUsage, "--input"},
+		{[]string{"run", "--input", "a.csv", "--rate", "NaN", "--dry-run"}, reclaim.ExitUsage, "--rate NaN"},
+		{[]string{"run", "--input", "a.csv", "--rate", "0", "--dry-run"}, reclaim.ExitUsage, "--rate 0"},
+		{[]string{"run", "--input", "a.csv", "--workers", "0", "--dry-run"}, reclaim.ExitUsage, "--workers 0"},
+		{[]string{"run", "--input", "a.csv", "--burst", "0", "--dry-run"}, reclaim.ExitUsage, "--burst 0"},
+		{[]string{"run", "--input", "a.csv", "--max-attempts", "0", "--dry-run"}, reclaim.ExitUsage, "--max-attempts 0"},
+		{[]string{"run", "--input", "a.csv", "--timeout", "0s", "--dry-run"}, reclaim.ExitUsage, "--timeout 0s"},
+		{[]string{"run", "--input", "a.csv", "--outage-after", "0s", "--dry-run"}, reclaim.ExitUsage, "--outage-after 0s"},
+		{[]string{"run", "--input", "a.csv", "--deadline", "-1s", "--dry-run"}, reclaim.ExitUsage, "--deadline -1s"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -273,4 +274,81 @@ func TestResumeAfterOutage(t *testing.T) {
 	res.wantCode(t, reclaim.ExitOK)
 	checkOutcomes(t, out, rows)
 	revokedOnce(t, sim.Stats(), rows)
+}
+
+func TestTokenEndpointUnreachableIsResumable(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(29, 5)
+	input, out := writeWave(t, rows), t.TempDir()
+	cmd := sim.command(t, "--input", input, "--out-dir", out)
+	sim.Close()
+
+	res := runProcess(t, cmd)
+	res.wantCode(t, reclaim.ExitStopped)
+	if !strings.Contains(res.stderr, "token endpoint could not be reached") {
+		t.Errorf("stderr does not explain the stop:\n%s", tail(res.stderr, 3))
+	}
+	if strings.Count(res.stderr, "access token request failed") > 1 {
+		t.Errorf("the error repeats itself:\n%s", tail(res.stderr, 3))
+	}
+}
+
+func TestResumeDetectsHandEditedCheckpoint(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(30, 60)
+	input, out := writeWave(t, rows), t.TempDir()
+	sim.run(t, "--input", input, "--out-dir", out, "--rate", "20", "--deadline", "1s").wantCode(t, reclaim.ExitStopped)
+
+	// Mark ten more rows finished and count them as revoked, so that the checkpoint still adds up.
+	path := filepath.Join(out, reclaim.CheckpointFile)
+	var cp reclaim.Checkpoint
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.DoneThrough += 10 + len(cp.DoneAfter)
+	cp.DoneAfter = nil
+	cp.Counts.Revoked = int64(cp.DoneThrough)
+	data, _ = json.Marshal(cp)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	res := sim.run(t, "--input", input, "--out-dir", out, "--rate", "50")
+	res.wantCode(t, reclaim.ExitUsage)
+	if !strings.Contains(res.stderr, "has no line") {
+		t.Errorf("stderr does not name the row without a line:\n%s", tail(res.stderr, 3))
+	}
+	if got := readSummary(t, out)["complete"]; got != "false" {
+		t.Errorf("summary complete = %s, want false for a job whose outcomes do not add up", got)
+	}
+}
+
+func TestStopsWhenCheckpointCannotBeSaved(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(31, 300)
+	input, out := writeWave(t, rows), t.TempDir()
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"--input", input, "--out-dir", out, "--checkpoint", filepath.Join(state, "wave.json"), "--rate", "5"}
+
+	cmd := sim.command(t, args...)
+	stdout, stderr := start(t, cmd)
+	time.Sleep(1500 * time.Millisecond)
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, cmd, stdout, stderr)
+	res.wantCode(t, reclaim.ExitStopped)
+	if !strings.Contains(res.stderr, "checkpoint could not be saved") {
+		t.Errorf("stderr does not give the reason:\n%s", tail(res.stderr, 3))
+	}
+	if got := len(sim.Stats().RevokeCalls); got >= len(rows)/2 {
+		t.Errorf("%d of %d rows were sent although no checkpoint could be saved; want the run stopped early", got, len(rows))
+	}
 }

@@ -241,6 +241,9 @@ func TestWaveDryRunSendsNothing(t *testing.T) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AZURE_TOKEN_CREDENTIALS=EnvironmentCredential"}
 	res := runProcess(t, cmd)
 	res.wantCode(t, reclaim.ExitRowsFailed)
+	if !strings.Contains(res.stdout, "dry run") || !strings.Contains(res.stdout, filepath.Join(out, reclaim.DryRunDir, reclaim.OutcomesFile)) {
+		t.Errorf("stdout does not say it was a dry run and where the outcomes are:\n%s", res.stdout)
+	}
 
 	for i := range rows[:10] {
 		rows[i].want = "planned"
