@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"reclaim/graphclient/graphsim"
 )
@@ -60,10 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // parseFlags returns the Options and the certificate path that args request. Defaults come from
-// graphsim.Demo.
+// graphsim.Demo, apart from the write limit, which is Intune's: 100 writes per 20 s for one app.
 func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, error) {
 	opts := graphsim.Demo()
 	opts.ClientSecret = ""
+	opts.WriteLimit, opts.WriteWindow = 100, 20*time.Second
 
 	fs := flag.NewFlagSet("graphsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -133,6 +135,7 @@ func printConnection(w io.Writer, server *graphsim.Server, certPath string) {
 	fmt.Fprintf(w, "Stats:           %s%s\n\n", server.URL(), graphsim.StatsPath)
 
 	fmt.Fprintf(w, "Environment for a client:\n")
+	fmt.Fprintf(w, "  AZURE_TOKEN_CREDENTIALS=EnvironmentCredential\n")
 	fmt.Fprintf(w, "  AZURE_AUTHORITY_HOST=%s\n", server.AuthorityHost())
 	fmt.Fprintf(w, "  AZURE_TENANT_ID=%s\n", server.TenantID())
 	fmt.Fprintf(w, "  AZURE_CLIENT_ID=%s\n", server.ClientID())
@@ -142,5 +145,6 @@ func printConnection(w io.Writer, server *graphsim.Server, certPath string) {
 	} else {
 		fmt.Fprintf(w, "  SSL_CERT_FILE=<a file with the certificate: restart with --cert-out FILE>\n")
 	}
+	fmt.Fprintf(w, "\nThen: reclaim run --graph-url %s --input FILE\n", server.GraphURL())
 	fmt.Fprintf(w, "\nStop with Ctrl-C.\n")
 }
