@@ -12,8 +12,8 @@ import (
 	"reclaim/report"
 )
 
-// maxSaveFailures is how many checkpoint saves in a row may fail before the run stops: going on would
-// send rows that a later run cannot know were sent.
+// maxSaveFailures is how many checkpoint saves in a row may fail before the run stops. The outcome
+// lines still record the work done, but a folder that rejects writes is likely to reject those next.
 const maxSaveFailures = 3
 
 // tick saves the checkpoint every CheckpointEvery, logs progress every ProgressEvery and watches for an
