@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -509,7 +510,7 @@ func TestInputInvalidRows(t *testing.T) {
 		{
 			name: "invalid UTF-8 in an id",
 			line: "\xff\xfeid\x00," + dev1 + ",x",
-			want: Row{Index: 1, Line: 2, AppID: "\xff\xfeid\x00", DeviceID: dev1,
+			want: Row{Index: 1, Line: 2, AppID: "\uFFFD\uFFFDid\x00", DeviceID: dev1,
 				Invalid: `app id "\xff\xfeid\x00" is not a GUID (8-4-4-4-12 hex digits)`},
 		},
 		{
@@ -521,7 +522,7 @@ func TestInputInvalidRows(t *testing.T) {
 		{
 			name: "id with a line break",
 			line: app1 + ",\"" + dev1 + "\nx\",x",
-			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + "\nx",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + " x",
 				Invalid: `device id "` + dev1 + `\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
 		},
 	}
@@ -532,7 +533,7 @@ func TestInputInvalidRows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			next := validRow(2, tt.want.Line+1+strings.Count(tt.want.DeviceID, "\n"), app2, dev2)
+			next := validRow(2, tt.want.Line+1+strings.Count(tt.line, "\n"), app2, dev2)
 			want := []Row{tt.want, next}
 			if !slices.Equal(rows, want) {
 				t.Errorf("rows = %+v\nwant   %+v", rows, want)
@@ -648,7 +649,8 @@ func TestInputFatal(t *testing.T) {
 			wantFix:     `save it from Excel as "CSV UTF-8"`},
 		{name: "classic Mac line endings", content: "appId,deviceId\r" + app1 + "," + dev1 + "\r",
 			wantLine:    1,
-			wantProblem: "lines end with a carriage return alone", wantFix: `save the file from Excel as "CSV UTF-8"`},
+			wantProblem: "line 1 has a carriage return without a line feed (a classic Mac OS line ending) outside a quoted value",
+			wantFix:     `save the file with CR LF or LF line endings, for example from Excel as "CSV UTF-8"`},
 		{name: "stray quote in the header", content: "appId,\"device\"Id\n" + row,
 			wantLine: 1, wantProblem: "the header row has a stray quote", wantFix: `write the quote as ""`},
 		{name: "unclosed quote in the header", content: "appId,\"deviceId\n" + row,
@@ -680,23 +682,29 @@ func TestInputFatal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeInput(t, tt.content)
-			rows, err := readInput(t, path, false)
-			if len(rows) != tt.wantRows {
-				t.Errorf("rows before the error = %d, want %d", len(rows), tt.wantRows)
-			}
-			var inputErr *InputError
-			if !errors.As(err, &inputErr) {
-				t.Fatalf("error = %v, want an *InputError", err)
-			}
-			checkInputError(t, inputErr, path, tt.wantLine, tt.wantProblem, tt.wantFix)
-
-			// ScanInput reads through the same code, so it must stop with the same error.
-			_, scanErr := ScanInput(path)
-			if scanErr == nil || scanErr.Error() != err.Error() {
-				t.Errorf("ScanInput error = %v\nwant the Next error %v", scanErr, err)
-			}
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, tt.wantProblem, tt.wantFix)
 		})
+	}
+}
+
+// checkFatal reads the file at path with OpenInput and Next and checks that wantRows rows come before
+// an *InputError with the given line, problem and fix, and that ScanInput stops with the same error.
+func checkFatal(t *testing.T, path string, wantRows, wantLine int, wantProblem, wantFix string) {
+	t.Helper()
+	rows, err := readInput(t, path, false)
+	if len(rows) != wantRows {
+		t.Errorf("rows before the error = %d, want %d", len(rows), wantRows)
+	}
+	var inputErr *InputError
+	if !errors.As(err, &inputErr) {
+		t.Fatalf("error = %v, want an *InputError", err)
+	}
+	checkInputError(t, inputErr, path, wantLine, wantProblem, wantFix)
+
+	// ScanInput reads through the same code, so it must stop with the same error.
+	_, scanErr := ScanInput(path)
+	if scanErr == nil || scanErr.Error() != err.Error() {
+		t.Errorf("ScanInput error = %v\nwant the Next error %v", scanErr, err)
 	}
 }
 
@@ -894,9 +902,703 @@ func TestScanInput(t *testing.T) {
 	}
 }
 
+// guid returns a GUID for test rows that differs for each n.
+func guid(n int) string {
+	return fmt.Sprintf("%08x-65aa-42ec-a945-5fd21dec0538", n)
+}
+
+// swallowedExport is an Intune export whose note on line 3 opens a quote that the note on line 9
+// closes by accident, as "12.9-inch" written 12.9". encoding/csv reads lines 3-9 as one record.
+func swallowedExport() string {
+	var b strings.Builder
+	b.WriteString("Device name,Device ID,App ID,Notes\n")
+	for i := range 9 {
+		note := ""
+		switch i {
+		case 1:
+			note = `"Lobby kiosk, moved to HQ`
+		case 7:
+			note = `screen 12.9"`
+		}
+		fmt.Fprintf(&b, "iPad-%d,%s,%s,%s\n", i, guid(i), app1, note)
+	}
+	return b.String()
+}
+
+func TestInputSwallowedRows(t *testing.T) {
+	tests := []struct {
+		name        string
+		content     string
+		wantRows    int
+		wantLine    int
+		wantProblem string
+	}{
+		{name: "note closed by a later stray quote", content: swallowedExport(),
+			wantRows: 1, wantLine: 3,
+			wantProblem: "a quoted value starts on line 3 and ends on line 9, and line 4 inside it has an app id and a device id, " +
+				"so the rows on lines 4-9 would be read as part of that value and lost"},
+		{name: "device id cell closed on a later line",
+			content:  "appId,deviceId\n" + app1 + ",\"" + dev1 + "\n" + app1 + "," + dev2 + "\n" + app1 + "," + dev3 + "\"\n" + app2 + "," + dev1 + "\n",
+			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and line 3 inside it has an app id and a device id"},
+		{name: "only the last line inside the value has ids",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"a\nb\n" + app2 + "," + dev2 + ",c\"\n",
+			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and line 4 inside it has an app id and a device id"},
+		{name: "semicolons, CRLF and a sep line",
+			content: "sep=;\r\nappId;deviceId;note\r\n" + app1 + ";" + dev1 + ";\"open\r\n" + app1 + ";" + dev2 + ";\r\n" +
+				app1 + ";" + dev3 + ";closed\"\r\n",
+			wantLine: 3, wantProblem: "a quoted value starts on line 3 and ends on line 5, and line 4 inside it has an app id and a device id"},
+		{name: "ids in braces and upper case",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"x\n" + " {" + strings.ToUpper(app2) + "} ,{" + dev2 + "},y\nz\"\n",
+			wantLine: 2, wantProblem: "line 3 inside it has an app id and a device id"},
+		{name: "value that starts after earlier rows",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",ok\n" + app1 + "," + dev2 + ",ok\n" + app1 + "," + dev3 + ",\"x\n" + app2 + "," + dev1 + ",\"\n",
+			wantRows: 2, wantLine: 4, wantProblem: "a quoted value starts on line 4 and ends on line 5"},
+		{name: "header cell",
+			content:  "appId,deviceId,\"note\n" + app1 + "," + dev1 + ",x\n" + app1 + "," + dev2 + ",y\"\n" + app2 + "," + dev2 + ",z\n",
+			wantLine: 1, wantProblem: "a quoted value starts on line 1 and ends on line 3, and line 2 inside it has an app id and a device id"},
+		{name: "UTF-16 with tabs",
+			content:  utf16LE("appId\tdeviceId\tnote\r\n" + app1 + "\t" + dev1 + "\t\"x\r\n" + app2 + "\t" + dev2 + "\ty\"\r\n"),
+			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, tt.wantProblem, "close the quote on line")
+		})
+	}
+}
+
+func TestInputMultiLineValues(t *testing.T) {
+	// Line breaks in a quoted value are data unless a line inside the value has both ids.
+	tests := []struct {
+		name     string
+		content  string
+		wantRows []Row
+	}{
+		{
+			name:     "note with line breaks",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"Lobby kiosk,\nmoved to HQ\r\n\nfloor 2\"\n" + app1 + "," + dev2 + ",x\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 6, app1, dev2)},
+		},
+		{
+			name:     "line inside the value with only an app id",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"moved from\n" + app2 + ",to,here\"\n" + app1 + "," + dev2 + ",x\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app1, dev2)},
+		},
+		{
+			name:     "line inside the value with ids in other columns",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"old ids:\nx," + app2 + "," + dev2 + "\"\n" + app1 + "," + dev2 + ",x\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app1, dev2)},
+		},
+		{
+			name:    "id cell with a line break and no ids after it",
+			content: "appId,deviceId,note\n" + app1 + ",\"" + dev1 + "\nx\",n\n" + app1 + "," + dev2 + ",x\n",
+			wantRows: []Row{
+				{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + " x",
+					Invalid: `device id "` + dev1 + `\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
+				validRow(2, 4, app1, dev2),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := readInput(t, writeInput(t, tt.content), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tt.wantRows) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, tt.wantRows)
+			}
+		})
+	}
+}
+
+func TestInputLoneCarriageReturn(t *testing.T) {
+	const fix = `save the file with CR LF or LF line endings, for example from Excel as "CSV UTF-8"`
+	row := app1 + "," + dev1
+	tests := []struct {
+		name     string
+		content  string
+		wantRows int
+		wantLine int
+	}{
+		{name: "CRLF header, then lines ending in CR alone",
+			content:  "appId,deviceId\r\n" + row + "\r\n" + app1 + "," + dev2 + "\r" + app1 + "," + dev3 + "\r" + app2 + "," + dev1 + "\r\n",
+			wantRows: 1, wantLine: 3},
+		{name: "one line ending in CR alone",
+			content:  "appId,deviceId\n" + row + "\n" + row + "\n" + app1 + "," + dev2 + "\r" + app1 + "," + dev3 + "\n",
+			wantRows: 2, wantLine: 4},
+		{name: "in an unquoted value", content: "appId,deviceId,name\n" + row + ",iPad\rAnn\n", wantLine: 2},
+		{name: "at the start of a line", content: "appId,deviceId\n\r" + row + "\n", wantLine: 2},
+		{name: "after a closing quote", content: "appId,deviceId,name\n" + row + ",\"iPad\"\r" + row + ",x\n", wantLine: 2},
+		{name: "before CR LF", content: "appId,deviceId\n" + row + "\r\r\n", wantLine: 2},
+		{name: "after a bare quote", content: "appId,deviceId,name\n" + row + ",10\" iPad\r" + row + ",x\n", wantLine: 2},
+		{name: "after a multi-line value",
+			content:  "appId,deviceId,name\n" + row + ",\"a\nb\"\r" + app1 + "," + dev2 + ",x\n",
+			wantLine: 3},
+		{name: "in the header after a sep line", content: "sep=;\n\nappId;device\rId\n", wantLine: 3},
+		{name: "CR-only file", content: "appId,deviceId\r" + row + "\r" + row + "\r", wantLine: 1},
+		{name: "CR-only file with a sep line", content: "sep=,\r" + "appId,deviceId\r" + row + "\r", wantLine: 1},
+		{name: "CR-only file with a byte-order mark and a sep line", content: "\uFEFFsep=;\rappId;deviceId\r", wantLine: 1},
+		{name: "CR-only file with a #TYPE line", content: "#TYPE System.Management.Automation.PSCustomObject\r\"appId\",\"deviceId\"\r", wantLine: 1},
+		{name: "sep line after a #TYPE line", content: "#TYPE T\nsep=,\rappId,deviceId\r", wantLine: 2},
+		{name: "UTF-16 with a multi-byte delimiter",
+			content:  utf16LE("sep=§\r\nappId§deviceId\r\n" + app1 + "§" + dev1 + "\r" + app1 + "§" + dev2 + "\r\n"),
+			wantLine: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problem := fmt.Sprintf("line %d has a carriage return without a line feed (a classic Mac OS line ending) outside a quoted value, "+
+				"so the lines on both sides of it would be read as one row", tt.wantLine)
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, problem, fix)
+		})
+	}
+}
+
+func TestInputCarriageReturnInQuotedValue(t *testing.T) {
+	// A carriage return inside a quoted value is part of the value, which encoding/csv keeps as it is.
+	tests := []struct {
+		name     string
+		content  string
+		wantRows []Row
+	}{
+		{
+			name:     "in an ignored column",
+			content:  "appId,deviceId,name\n" + app1 + "," + dev1 + ",\"iPad\rAnn\"\n" + app1 + "," + dev2 + ",\"a\r\rb\r\"\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 3, app1, dev2)},
+		},
+		{
+			name:     "before a line break inside the value",
+			content:  "appId,deviceId,name\r\n" + app1 + "," + dev1 + ",\"a\r\r\nb\"\r\n" + app1 + "," + dev2 + ",x\r\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app1, dev2)},
+		},
+		{
+			name:    "in an id",
+			content: "appId,deviceId\n\"" + app1 + "\rx\"," + dev1 + "\n",
+			wantRows: []Row{{Index: 1, Line: 2, AppID: app1 + " x", DeviceID: dev1,
+				Invalid: `app id "` + app1 + `\rx" is not a GUID (8-4-4-4-12 hex digits)`}},
+		},
+		{
+			name:     "in a header cell",
+			content:  "appId,deviceId,\"device\rname\"\n" + app1 + "," + dev1 + ",x\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:     "last byte of the file",
+			content:  "appId,deviceId\n" + app1 + "," + dev1 + "\r",
+			wantRows: []Row{validRow(1, 2, app1, dev1)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tt.wantRows) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, tt.wantRows)
+			}
+			summary, err := ScanInput(path)
+			if err != nil || summary.Rows != len(tt.wantRows) {
+				t.Errorf("ScanInput() = %+v, %v, want %d rows", summary, err, len(tt.wantRows))
+			}
+		})
+	}
+}
+
+func TestInputLineLimit(t *testing.T) {
+	row := app1 + "," + dev1 + ",x\n"
+	// note returns a data line whose length, without its line feed, is n bytes.
+	note := func(n int) string {
+		prefix := app1 + "," + dev2 + ","
+		return prefix + strings.Repeat("n", n-len(prefix)) + "\n"
+	}
+	tests := []struct {
+		name        string
+		content     string
+		wantRows    int
+		wantLine    int
+		wantProblem string
+		wantFix     string
+	}{
+		{name: "data line", content: "appId,deviceId,note\n" + row + note(maxLineBytes+1) + row,
+			wantRows: 1, wantLine: 3,
+			wantProblem: "line 3 is longer than 1 MiB, which a CSV file of app and device ids never needs",
+			wantFix:     "check that this is the exported CSV file"},
+		{name: "data line after a sep line", content: "sep=,\r\n\r\nappId,deviceId,note\r\n" + strings.Repeat(row, 3) + note(2*maxLineBytes),
+			wantRows: 3, wantLine: 7, wantProblem: "line 7 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "data line with a quote error", content: "appId,deviceId,note\n" + row + app1 + "," + dev2 + ",10\" " + note(maxLineBytes+1),
+			wantRows: 1, wantLine: 3, wantProblem: "line 3 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "data line with a quote error in UTF-16",
+			content:  utf16LE("appId\tdeviceId\tnote\r\n" + app1 + "\t" + dev1 + "\t\"a\"b" + strings.Repeat("n", maxLineBytes) + "\r\n"),
+			wantLine: 2, wantProblem: "line 2 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "header line", content: "appId,deviceId,note" + strings.Repeat(",x", maxLineBytes/2) + "\n" + row,
+			wantLine: 1, wantProblem: "line 1 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "blank line", content: strings.Repeat(" ", maxLineBytes+1) + "\nappId,deviceId\n",
+			wantLine: 1, wantProblem: "line 1 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "quoted value on one line", content: "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"" + strings.Repeat("q", maxLineBytes) + "\"\n",
+			wantLine: 2, wantProblem: "line 2 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "UTF-16", content: utf16LE("appId\tdeviceId\tnote\r\n" + strings.Repeat("é", maxLineBytes/2) + "\r\n"),
+			wantLine: 2, wantProblem: "line 2 is longer than 1 MiB", wantFix: "shorten or delete the long value"},
+		{name: "CR-only file",
+			content:  "appId,deviceId\r" + strings.Repeat(app1+","+dev1+"\r", maxLineBytes/70),
+			wantLine: 1, wantProblem: "line 1 is longer than 1 MiB and has carriage returns without a line feed, so the file probably has classic Mac OS line endings",
+			wantFix: "save the file with CR LF or LF line endings"},
+		{name: "CR-only file with a sep line",
+			content:  "sep=;\r" + "appId;deviceId\r" + strings.Repeat(app1+";"+dev1+"\r", maxLineBytes/70),
+			wantLine: 1, wantProblem: "carriage returns without a line feed", wantFix: "save the file with CR LF or LF line endings"},
+		{name: "quoted value over many lines",
+			content:  "appId,deviceId,note\n" + row + app1 + "," + dev1 + ",\"never closed\n" + strings.Repeat("a short line\n", maxRecordBytes/10),
+			wantRows: 1, wantLine: 3,
+			wantProblem: "the record that starts on line 3 is longer than 1 MiB at line ",
+			wantFix:     `close the quote, or write a quote inside a quoted value as ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, tt.wantProblem, tt.wantFix)
+		})
+	}
+}
+
+func TestInputLineLimitBoundary(t *testing.T) {
+	// A line of exactly maxLineBytes bytes, its line feed not counted, is read.
+	prefix := app1 + "," + dev1 + ","
+	long := prefix + strings.Repeat("n", maxLineBytes-len(prefix))
+	for _, content := range []string{
+		"appId,deviceId,note\n" + long + "\n",
+		"appId,deviceId,note\n" + long,
+		"appId,deviceId,note\n" + app1 + "," + dev1 + ",\"" + strings.Repeat("a\n", maxRecordBytes/2-len(prefix)) + "\"\n",
+	} {
+		rows, err := readInput(t, writeInput(t, content), false)
+		if err != nil {
+			t.Fatalf("%d-byte file: %v", len(content), err)
+		}
+		if want := []Row{validRow(1, 2, app1, dev1)}; !slices.Equal(rows, want) {
+			t.Errorf("%d-byte file: rows = %+v, want %+v", len(content), rows, want)
+		}
+	}
+}
+
+func TestInputLineLimitMemory(t *testing.T) {
+	// Without a limit below encoding/csv, reading a line allocates at least its length. With the limit,
+	// reading a long line allocates up to about 7 MiB, mostly in encoding/csv, whatever its length.
+	const lineBytes, maxAllocated = 32 << 20, 16 << 20
+	for _, tt := range []struct{ name, prefix string }{
+		{name: "header line", prefix: "appId,deviceId,"},
+		{name: "data line", prefix: "appId,deviceId,note\n" + app1 + "," + dev1 + ","},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "input.csv")
+			file, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := io.MultiReader(strings.NewReader(tt.prefix), io.LimitReader(repeatReader('x'), lineBytes), strings.NewReader("\n"))
+			if _, err := io.Copy(file, content); err != nil {
+				t.Fatal(err)
+			}
+			if err := file.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = ScanInput(path)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatal("ScanInput error = nil, want an error for the long line")
+			}
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > maxAllocated {
+				t.Errorf("ScanInput allocated %d bytes for a %d-byte line, want at most %d", allocated, lineBytes, maxAllocated)
+			}
+		})
+	}
+}
+
+// repeatReader is an endless reader of one byte.
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+func TestInputInvalidCellShortened(t *testing.T) {
+	tests := []struct {
+		name string
+		cell string // the app id cell, written in quotes
+		want string
+	}{
+		{name: "100 characters", cell: strings.Repeat("a", 100), want: strings.Repeat("a", 100)},
+		{name: "101 characters", cell: strings.Repeat("a", 101), want: strings.Repeat("a", 100) + "…"},
+		{name: "long cell", cell: strings.Repeat("abc", 200_000), want: strings.Repeat("abc", 33) + "a…"},
+		{name: "multi-byte characters", cell: strings.Repeat("é☃", 60), want: strings.Repeat("é☃", 50) + "…"},
+		{name: "line breaks", cell: "a\r\nb\nc\rd\u2028e", want: "a b c d e"},
+		{name: "line breaks after the cut", cell: strings.Repeat("a", 100) + "\n\n", want: strings.Repeat("a", 100) + "…"},
+		{name: "invalid UTF-8", cell: "a\xff\xfeb", want: "a\uFFFD\uFFFDb"},
+		{name: "invalid UTF-8 at the cut", cell: strings.Repeat("a", 99) + "\xe2\x98", want: strings.Repeat("a", 99) + "\uFFFD…"},
+		{name: "blank", cell: " \n ", want: "   "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			content := "appId,deviceId,name\n\"" + tt.cell + "\"," + dev1 + ",x\n"
+			rows, err := readInput(t, writeInput(t, content), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 {
+				t.Fatalf("got %d rows, want 1", len(rows))
+			}
+			if got := rows[0].AppID; got != tt.want {
+				t.Errorf("AppID = %q, want %q", got, tt.want)
+			}
+			if rows[0].Invalid == "" {
+				t.Errorf("Invalid is empty, want a reason")
+			}
+			if got := rows[0].Invalid; len(got) > 300 || strings.ContainsAny(got, "\r\n") || !utf8.ValidString(got) {
+				t.Errorf("Invalid = %q, want at most 300 bytes of valid UTF-8 on one line", got)
+			}
+		})
+	}
+
+	// The device id of a row with a wrong field count and of a row with a quote error is shortened too.
+	long := strings.Repeat("d", 500)
+	rows, err := readInput(t, writeInput(t, "appId,deviceId,name\n"+app1+","+long+",x,y\n"+app1+","+long+",10\" iPad\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("got %d rows, want 2", len(rows))
+	}
+	for _, row := range rows {
+		if want := long[:100] + "…"; row.DeviceID != want {
+			t.Errorf("row %d: DeviceID = %q, want %q", row.Index, row.DeviceID, want)
+		}
+	}
+}
+
+func TestInputSHA256(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+	}{
+		{name: "UTF-8", content: "appId,deviceId\n" + strings.Repeat(app1+","+dev1+"\n", 3)},
+		{name: "byte-order mark and sep line", content: "\uFEFFsep=;\r\nappId;deviceId\r\n" + app1 + ";" + dev1 + "\r\n"},
+		{name: "UTF-16", content: utf16LE("appId\tdeviceId\r\n" + app1 + "\t" + dev1 + "\r\n")},
+		{name: "UTF-16 with an odd last byte", content: utf16LE("appId\tdeviceId\r\n"+app1+"\t"+dev1+"\r\n") + "\x00"},
+		{name: "final CR", content: "appId,deviceId\n" + app1 + "," + dev1 + "\r"},
+		{name: "many rows", content: "appId,deviceId\n" + strings.Repeat(app1+","+dev1+"\n", 20000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			sum := sha256.Sum256([]byte(tt.content))
+			want := hex.EncodeToString(sum[:])
+
+			summary, err := ScanInput(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if summary.SHA256 != want {
+				t.Errorf("ScanInput().SHA256 = %s, want %s", summary.SHA256, want)
+			}
+
+			in, err := OpenInput(path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			for {
+				_, err := in.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := in.SHA256(); got != want {
+				t.Errorf("SHA256() after io.EOF = %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestInputSHA256InPlaceEdit(t *testing.T) {
+	// The file is larger than the read buffers, so the edit lies past what the first row reads.
+	original := "appId,deviceId\n" + strings.Repeat(app1+","+dev1+"\n", 20000)
+	edited := strings.Replace(original, dev1, dev2, 19000) // same size and rows, other content
+	path := writeInput(t, original)
+	summary, err := ScanInput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	in, err := OpenInput(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := in.Next(); err != nil {
+		t.Fatal(err)
+	}
+	readBefore := in.Offset()
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rows := 1
+	for {
+		_, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows++
+	}
+
+	if rows != summary.Rows || in.Offset() != summary.Size {
+		t.Fatalf("after the edit: %d rows and %d bytes, want the %d rows and %d bytes of ScanInput", rows, in.Offset(), summary.Rows, summary.Size)
+	}
+	if got := in.SHA256(); got == summary.SHA256 {
+		t.Errorf("SHA256() after an in-place edit = %s, the hash of ScanInput, want another", got)
+	}
+	sum := sha256.Sum256([]byte(original[:readBefore] + edited[readBefore:]))
+	if got, want := in.SHA256(), hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("SHA256() = %s, want %s, the hash of the %d bytes read before the edit and the rest after it", got, want, readBefore)
+	}
+}
+
+func TestOpenInputNotRegularFile(t *testing.T) {
+	const problem, fix = "is not a regular file (a pipe, socket or device)", "save the rows to a file first"
+
+	// A pipe, as bash passes for --input <(cat rows.csv). Its writer is closed, so that a read of the
+	// pipe ends at once.
+	reader, writer, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	writer.Close()
+	paths := map[string]string{"pipe": fmt.Sprintf("/dev/fd/%d", reader.Fd()), "device": os.DevNull}
+
+	// A named pipe, which Open would wait on until a writer opened it, and a symbolic link to it.
+	fifo := filepath.Join(t.TempDir(), "fifo.csv")
+	if err := exec.Command("mkfifo", fifo).Run(); err == nil {
+		paths["named pipe"] = fifo
+		link := filepath.Join(t.TempDir(), "link.csv")
+		if err := os.Symlink(fifo, link); err == nil {
+			paths["link to a named pipe"] = link
+		}
+	}
+
+	tested := 0
+	for name, path := range paths {
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("skipping the %s %s: %v", name, path, err)
+			continue
+		}
+		tested++
+		t.Run(name, func(t *testing.T) {
+			_, err := OpenInput(path, false)
+			var inputErr *InputError
+			if !errors.As(err, &inputErr) {
+				t.Fatalf("OpenInput error = %v, want an *InputError", err)
+			}
+			checkInputError(t, inputErr, path, 0, problem, fix)
+			if msg, want := err.Error(), path+": "+problem+"; "+fix; msg != want {
+				t.Errorf("Error() = %q, want %q", msg, want)
+			}
+
+			_, err = ScanInput(path)
+			if !errors.As(err, &inputErr) || inputErr.Problem != problem {
+				t.Errorf("ScanInput error = %v, want %q", err, problem)
+			}
+		})
+	}
+	if tested == 0 {
+		t.Skip("no pipe or device path on this system")
+	}
+}
+
+func TestOpenInputSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := writeInput(t, "appId,deviceId\n"+app1+","+dev1+"\n")
+	link := filepath.Join(dir, "link.csv")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skipf("cannot create a symbolic link: %v", err)
+	}
+	rows, err := readInput(t, link, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Row{validRow(1, 2, app1, dev1)}; !slices.Equal(rows, want) {
+		t.Errorf("rows through a symbolic link = %+v, want %+v", rows, want)
+	}
+
+	dirLink := filepath.Join(dir, "dir.csv")
+	if err := os.Symlink(t.TempDir(), dirLink); err != nil {
+		t.Skipf("cannot create a symbolic link: %v", err)
+	}
+	_, err = OpenInput(dirLink, false)
+	var inputErr *InputError
+	if !errors.As(err, &inputErr) {
+		t.Fatalf("OpenInput(link to a directory) error = %v, want an *InputError", err)
+	}
+	checkInputError(t, inputErr, dirLink, 0, "is a directory, not a file", "give the path of the CSV file")
+}
+
+func TestInputMisleadingFormats(t *testing.T) {
+	// Each file has bytes that a later check would misread, such as the CR NUL LF NUL line ending of
+	// UTF-16, so the message must name the first problem.
+	tests := []struct {
+		name        string
+		content     string
+		wantLine    int
+		wantProblem string
+		wantFix     string
+	}{
+		{name: "UTF-16LE without byte-order mark, with CRLF",
+			content:     utf16LE("Device name\tDevice ID\tApp ID\r\niPad\t" + dev1 + "\t" + app1 + "\r\n")[2:],
+			wantProblem: "the header contains NUL bytes, so the file is probably UTF-16 without a byte-order mark",
+			wantFix:     `save it from Excel as "CSV UTF-8"`},
+		{name: "UTF-16BE without byte-order mark, with CRLF",
+			content:     utf16BE("appId,deviceId\r\n" + app1 + "," + dev1 + "\r\n")[2:],
+			wantProblem: "probably UTF-16 without a byte-order mark", wantFix: `save it from Excel as "CSV UTF-8"`},
+		{name: "UTF-16LE without byte-order mark, after blank lines",
+			content:     "\n\n" + utf16LE("appId,deviceId\r\n")[2:],
+			wantProblem: "probably UTF-16 without a byte-order mark", wantFix: `save it from Excel as "CSV UTF-8"`},
+		{name: "CR-only with a sep line", content: "sep=,\rappId,deviceId\r" + app1 + "," + dev1 + "\r",
+			wantLine: 1, wantProblem: "line 1 has a carriage return without a line feed", wantFix: "save the file with CR LF or LF line endings"},
+		{name: "Excel workbook", content: "PK\x03\x04\x14\x00\x00\x00\x08\x00[Content_Types].xml",
+			wantProblem: "is an Excel workbook, not a CSV file", wantFix: "in Excel use File > Save As > CSV UTF-8"},
+		{name: "empty zip archive signature only", content: "PK\x03\x04",
+			wantProblem: "is an Excel workbook, not a CSV file", wantFix: "in Excel use File > Save As > CSV UTF-8"},
+		{name: "sep line after a #TYPE line without a delimiter", content: "#TYPE T\nsep=\nappId,deviceId\n",
+			wantLine: 2, wantProblem: `the line after the #TYPE line "sep=\n" starts like an Excel sep= line but does not name one delimiter`,
+			wantFix: "write it as sep=;"},
+		{name: "#TYPE line only", content: "#TYPE System.Management.Automation.PSCustomObject\r\n",
+			wantProblem: "no header row", wantFix: "add a header row"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFatal(t, writeInput(t, tt.content), 0, tt.wantLine, tt.wantProblem, tt.wantFix)
+		})
+	}
+}
+
+func TestInputPowerShellTypeLine(t *testing.T) {
+	tests := []struct {
+		name       string
+		content    string
+		wantFormat InputFormat
+		wantRows   []Row
+	}{
+		{
+			name: "Export-Csv of PowerShell 5",
+			content: "#TYPE System.Management.Automation.PSCustomObject\r\n\"deviceName\",\"managedDeviceId\",\"appId\"\r\n" +
+				"\"iPad-1\",\"" + dev1 + "\",\"" + app1 + "\"\r\n\"iPad-2\",\"" + dev2 + "\",\"" + app1 + "\"\r\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 3, app1, dev1), validRow(2, 4, app1, dev2)},
+		},
+		{
+			name:       "byte-order mark and selected properties",
+			content:    "\uFEFF#TYPE Selected.Microsoft.Graph.PowerShell.Models.MicrosoftGraphManagedDevice\r\n\"appId\";\"deviceId\"\r\n\"" + app1 + "\";\"" + dev1 + "\"\r\n",
+			wantFormat: InputFormat{Encoding: "UTF-8 with BOM", Delimiter: ';'},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+		{
+			name:       "sep line after it",
+			content:    "#TYPE System.Management.Automation.PSCustomObject\nsep=|\nappId|deviceId|a,b\n" + app1 + "|" + dev1 + "|x,y\n",
+			wantFormat: InputFormat{Encoding: "UTF-8", Delimiter: '|', SepLine: true},
+			wantRows:   []Row{validRow(1, 4, app1, dev1)},
+		},
+		{
+			name:       "UTF-16",
+			content:    utf16LE("#TYPE System.Management.Automation.PSCustomObject\r\n\"appId\",\"deviceId\"\r\n\"" + app1 + "\",\"" + dev1 + "\"\r\n"),
+			wantFormat: InputFormat{Encoding: "UTF-16LE", Delimiter: ','},
+			wantRows:   []Row{validRow(1, 3, app1, dev1)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeInput(t, tt.content)
+			in, err := OpenInput(path, false)
+			if err != nil {
+				t.Fatalf("OpenInput: %v", err)
+			}
+			format := in.Format()
+			in.Close()
+			if format != tt.wantFormat {
+				t.Errorf("Format() = %+v, want %+v", format, tt.wantFormat)
+			}
+
+			rows, err := readInput(t, path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tt.wantRows) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, tt.wantRows)
+			}
+		})
+	}
+
+	// A #TYPE line is recognised only as the first line, so a later one is a data row.
+	path := writeInput(t, "appId,deviceId\n#TYPE x,y\n")
+	rows, err := readInput(t, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Invalid == "" {
+		t.Errorf("rows = %+v, want one invalid row", rows)
+	}
+}
+
+func TestInputTrailingEmptyCells(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string
+		line   string
+		want   Row
+	}{
+		{name: "one empty cell", header: "appId,deviceId", line: app1 + "," + dev1 + ",",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "several empty cells", header: "appId,deviceId", line: app1 + "," + dev1 + ",,,",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "white space and empty quotes", header: "appId,deviceId", line: app1 + "," + dev1 + ", ,\"\",\t",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "notify column", header: "deviceId,appId,notify", line: dev1 + "," + app1 + ",yes,,",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Notify: true}},
+		{name: "semicolons", header: "appId;deviceId", line: app1 + ";" + dev1 + ";;",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "non-empty extra cell", header: "appId,deviceId", line: app1 + "," + dev1 + ",,x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: `has 4 fields, but the header has 2; put a value that contains ',' in quotes`}},
+		{name: "fewer cells", header: "appId,deviceId,name", line: app1 + "," + dev1,
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Invalid: "has 2 fields, but the header has 3"}},
+		{name: "empty cells after an invalid id", header: "appId,deviceId", line: "x," + dev1 + ",",
+			want: Row{Index: 1, Line: 2, AppID: "x", DeviceID: dev1, Invalid: `app id "x" is not a GUID (8-4-4-4-12 hex digits)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := readInput(t, writeInput(t, tt.header+"\n"+tt.line+"\n"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []Row{tt.want}; !slices.Equal(rows, want) {
+				t.Errorf("rows = %+v\nwant   %+v", rows, want)
+			}
+		})
+	}
+}
+
 // FuzzInput feeds arbitrary bytes to the reader. It checks that nothing panics, that Index counts up
 // from 1 and Line goes up, that every row is either valid with normalised GUIDs or has a one-line
-// reason, and that ScanInput agrees with OpenInput and Next.
+// reason and ids fit for a report, and that ScanInput agrees with OpenInput and Next and hashes the
+// whole content.
 func FuzzInput(f *testing.F) {
 	row := app1 + "," + dev1 + "\n"
 	seeds := []string{
@@ -920,6 +1622,18 @@ func FuzzInput(f *testing.F) {
 		"appId,deviceId\r" + row,
 		"sep=\n",
 		"DeviceId,ApplicationId,AppInstallState_loc\n" + dev1 + "," + app1 + ",Installé\n",
+		swallowedExport(),
+		"appId,deviceId,note\n" + app1 + "," + dev1 + ",\"a\nb\n" + app2 + "," + dev2 + ",c\"\n",
+		"appId,deviceId\r\n" + row + app1 + "," + dev2 + "\r" + app1 + "," + dev3 + "\r\n",
+		"appId,deviceId,name\n" + app1 + "," + dev1 + ",\"iPad\rAnn\"\n\"" + app1 + "\rx\"," + dev1 + ",\r\n",
+		"sep=,\rappId,deviceId\r" + row,
+		"sep=§\r\nappId§deviceId§note\r\n" + app1 + "§" + dev1 + "§\"a\"§\r\n" + app1 + "§" + dev2 + "§\"b\"\xc2\r\n",
+		"#TYPE System.Management.Automation.PSCustomObject\r\n\"deviceName\",\"managedDeviceId\",\"appId\"\r\n\"iPad\",\"" + dev1 + "\",\"" + app1 + "\"\r\n",
+		"#TYPE T\nsep=;\nappId;deviceId\n" + app1 + ";" + dev1 + "\n",
+		"appId,deviceId\n" + app1 + "," + dev1 + ",\n" + app1 + "," + dev2 + ",, ,\n" + app1 + "," + dev3 + ",,x\n",
+		"PK\x03\x04\x14\x00",
+		utf16LE("appId\tdeviceId\r\n" + app1 + "\t" + dev1 + "\r\n")[2:],
+		"appId,deviceId,name\n\"" + strings.Repeat("é\n", 80) + "\"," + strings.Repeat("d", 150) + ",x,y\n",
 	}
 	for _, seed := range seeds {
 		f.Add([]byte(seed))
@@ -946,6 +1660,11 @@ func FuzzInput(f *testing.F) {
 			} else if strings.ContainsAny(row.Invalid, "\r\n") || !utf8.ValidString(row.Invalid) {
 				t.Fatalf("row %d: Invalid = %q, want valid UTF-8 on one line", row.Index, row.Invalid)
 			}
+			for _, id := range []string{row.AppID, row.DeviceID} {
+				if strings.ContainsAny(id, "\r\n") || !utf8.ValidString(id) || utf8.RuneCountInString(id) > maxReportCellChars+1 {
+					t.Fatalf("row %d: id %q, want at most %d characters of valid UTF-8 on one line", row.Index, id, maxReportCellChars+1)
+				}
+			}
 		}
 		if readErr != nil {
 			var inputErr *InputError
@@ -971,6 +1690,8 @@ func FuzzInput(f *testing.F) {
 			t.Fatalf("ScanInput counted %d rows, Next returned %d", summary.Rows, len(rows))
 		case readErr == nil && summary.Size != int64(len(content)):
 			t.Fatalf("ScanInput Size = %d, want %d", summary.Size, len(content))
+		case readErr == nil && summary.SHA256 != fmt.Sprintf("%x", sha256.Sum256(content)):
+			t.Fatalf("ScanInput SHA256 = %s, want the hash of the content", summary.SHA256)
 		}
 	})
 }
