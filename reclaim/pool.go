@@ -66,13 +66,15 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 }
 
 // checkInputUnchanged returns an error when the input, read to its end with last as the last row
-// number, no longer has the size and row count it had at the start.
+// number, no longer has the size, row count and content it had at the start.
 func (j *job) checkInputUnchanged(last int) error {
 	switch {
 	case j.input.Offset() != j.identity.Size:
 		return j.inputChanged(fmt.Sprintf("its size changed from %d to %d bytes", j.identity.Size, j.input.Offset()))
 	case last != j.identity.Rows:
 		return j.inputChanged(fmt.Sprintf("it now has %d rows instead of %d", last, j.identity.Rows))
+	case j.input.SHA256() != j.identity.SHA256:
+		return j.inputChanged("its content changed: the SHA-256 differs")
 	}
 	return nil
 }

@@ -352,3 +352,38 @@ func TestStopsWhenCheckpointCannotBeSaved(t *testing.T) {
 		t.Errorf("%d of %d rows were sent although no checkpoint could be saved; want the run stopped early", got, len(rows))
 	}
 }
+
+func TestInputEditedDuringRun(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(32, 30)
+	for i := range 20_000 {
+		rows = append(rows, row{app: rows[i%30].app, device: rows[i%30].device, want: "duplicate"})
+	}
+	last := len(rows) - 1
+	rows[last] = row{app: rows[0].app, device: guid(rand.New(rand.NewPCG(1, 1))), want: "revoked"}
+	input, out := writeWave(t, rows), t.TempDir()
+
+	cmd := sim.command(t, "--input", input, "--out-dir", out, "--rate", "10")
+	stdout, stderr := start(t, cmd)
+	time.Sleep(time.Second)
+	// Change one hex digit of the last row in place: the size stays the same.
+	data, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := len(data) - 2
+	data[at] = "01"[(data[at]-'0'+1)%2]
+	if err := os.WriteFile(input, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	res := wait(t, cmd, stdout, stderr)
+	res.wantCode(t, reclaim.ExitUsage)
+	if !strings.Contains(res.stderr, "changed while reclaim was reading it") {
+		t.Errorf("stderr does not say the input changed:\n%s", tail(res.stderr, 3))
+	}
+	if got := readSummary(t, out)["complete"]; got != "false" {
+		t.Errorf("summary complete = %s, want false", got)
+	}
+}
