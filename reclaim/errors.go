@@ -15,7 +15,8 @@ const (
 	ExitRowsFailed = 1
 	// ExitUsage: a usage, configuration or input error, or a checkpoint that does not fit. It is found
 	// before anything is sent, except for an input that changes during the run, an action Graph lacks at
-	// either URL form, and a Graph host that cannot be resolved or whose certificate is not trusted.
+	// either URL form, a Graph host that cannot be resolved or whose certificate is not trusted, and
+	// outcomes that do not match the checkpoint at the end of the job.
 	ExitUsage = 2
 	// ExitAuth: an authentication or permission failure. The job can be resumed once it is fixed.
 	ExitAuth = 3
