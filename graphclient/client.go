@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +115,7 @@ func (c *Client) Form() Form { return c.route.current() }
 //   - *AuthError when no token can be had, or Graph rejected a fresh one. The run cannot go on.
 //   - an error wrapping ErrForbidden and the *Error, for 403. The run cannot go on.
 //   - an error wrapping ErrActionUnavailable when neither URL form exists. The run cannot go on.
+//   - an error wrapping ErrUntrustedAuthority when the token endpoint's certificate is not trusted.
 //   - the context's error when ctx ended.
 func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string, notify bool) (Result, error) {
 	body, err := json.Marshal(revokeBody{ManagedDeviceID: deviceID, NotifyManagedDevices: notify})
@@ -200,6 +202,11 @@ func (c *Client) token(ctx context.Context, rejected string) (string, error) {
 	if response := failed.RawResponse; response != nil && response.StatusCode >= 400 && response.StatusCode < 500 {
 		// Entra refused the credentials themselves: a retry would be refused too.
 		return "", &AuthError{Err: err}
+	}
+	// NOTE: azidentity keeps only the text of a transport error from MSAL, so a certificate the
+	// machine does not trust can be recognised only by the texts of crypto/x509 and crypto/tls.
+	if text := err.Error(); strings.Contains(text, "x509: ") || strings.Contains(text, "tls: failed to verify certificate") {
+		return "", fmt.Errorf("%w: %w", ErrUntrustedAuthority, err)
 	}
 	// Entra could not be reached or failed on its side, which may pass.
 	transportErr := &TransportError{Token: true, Err: err}

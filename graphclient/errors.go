@@ -167,6 +167,9 @@ func (e *AuthError) Unwrap() error {
 // ErrForbidden is wrapped by errors for 403 answers: the app registration lacks the permission.
 var ErrForbidden = errors.New("graph rejected the request with 403: the app registration needs the application permission DeviceManagementApps.ReadWrite.All with admin consent")
 
+// ErrUntrustedAuthority is wrapped when the token endpoint's TLS certificate is not trusted.
+var ErrUntrustedAuthority = errors.New("the certificate of the token endpoint is not trusted; check AZURE_AUTHORITY_HOST, or trust a private authority through SSL_CERT_FILE")
+
 // ErrActionUnavailable is wrapped when neither URL form of revokeDeviceLicense exists on the service.
 var ErrActionUnavailable = errors.New("graph has no revokeDeviceLicense action at either URL form")
 

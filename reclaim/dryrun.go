@@ -19,7 +19,13 @@ import (
 func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 	log := cfg.Logger
 	started := time.Now()
-	startLog(log, cfg, identity, 0).Msg("dry run started: nothing will be sent")
+	input, err := OpenInput(cfg.Input, cfg.Notify)
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	defer input.Close()
+
+	logStart(log.Info(), cfg, identity, 0, input).Msg("dry run started: nothing will be sent")
 	if cp, err := loadCheckpoint(cfg.Checkpoint); err == nil && cp.Input.SHA256 == identity.SHA256 {
 		log.Info().Int64("rows_done", cp.Counts.Total()).Bool("complete", cp.Complete).
 			Msg("the out dir holds this job already; a real run would resume it")
@@ -30,11 +36,15 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 		return usageErrorf("create dry-run folder: %w", err)
 	}
 	var counts report.Counts
-	err := writeFileAtomic(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
-		var err error
-		counts, err = planRows(ctx, cfg, w)
-		return err
+	var planErr error
+	err = writeFileAtomic(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
+		counts, planErr = planRows(ctx, cfg, input, w)
+		return planErr
 	})
+	if planErr != nil {
+		// A stop or a bad row reads better without the file name that writeFileAtomic adds.
+		return planErr
+	}
 	if err != nil {
 		return err
 	}
@@ -61,15 +71,9 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 	return nil
 }
 
-// planRows writes the dry-run outcome of every input row to w and returns their counts.
-func planRows(ctx context.Context, cfg Config, w io.Writer) (report.Counts, error) {
+// planRows writes the dry-run outcome of every row of input to w and returns their counts.
+func planRows(ctx context.Context, cfg Config, input *Input, w io.Writer) (report.Counts, error) {
 	var counts report.Counts
-	input, err := OpenInput(cfg.Input, cfg.Notify)
-	if err != nil {
-		return counts, &UsageError{Err: err}
-	}
-	defer input.Close()
-
 	if _, err := io.WriteString(w, report.OutcomesHeader); err != nil {
 		return counts, err
 	}

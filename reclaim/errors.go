@@ -77,7 +77,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.Is(err, ErrRowsFailed):
 		return ExitRowsFailed
-	case errors.As(err, &usage), errors.Is(err, graphclient.ErrActionUnavailable):
+	case errors.As(err, &usage), errors.Is(err, graphclient.ErrActionUnavailable), errors.Is(err, graphclient.ErrUntrustedAuthority):
 		return ExitUsage
 	case errors.As(err, &auth), errors.Is(err, graphclient.ErrForbidden):
 		return ExitAuth

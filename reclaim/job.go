@@ -51,16 +51,7 @@ type job struct {
 	saveMu sync.Mutex
 }
 
-func newJob(ctx context.Context, cfg Config, identity InputIdentity, cp *Checkpoint) (*job, error) {
-	form, err := graphclient.ParseForm(cp.URLForm)
-	if err != nil {
-		return nil, damagedCheckpoint(cfg.Checkpoint, err.Error())
-	}
-	client, err := newClient(ctx, cfg, form)
-	if err != nil {
-		return nil, err
-	}
-
+func newJob(cfg Config, identity InputIdentity, cp *Checkpoint, client *graphclient.Client) (*job, error) {
 	j := &job{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -81,7 +72,7 @@ func newJob(ctx context.Context, cfg Config, identity InputIdentity, cp *Checkpo
 	j.ledger.attach(log)
 	if recovered := j.ledger.finished() - cp.Counts.Total(); recovered > 0 || log.cut > 0 {
 		j.log.Info().Int64("rows_recovered", recovered).Int64("torn_bytes_cut", log.cut).
-			Msg("resuming after a crash: read back the outcome lines written after the last checkpoint")
+			Msg("resuming: read back the outcome lines written after the last checkpoint")
 	}
 	return j, nil
 }
@@ -98,7 +89,8 @@ func (j *job) run(ctx context.Context) error {
 	defer input.Close()
 	j.input = input
 
-	j.logStart()
+	logStart(j.log.Info(), j.cfg, j.identity, j.ledger.finished(), j.input).
+		Str("url_form", j.client.Form().String()).Msg("run started")
 	// A first save counts this run in the checkpoint, however soon it ends.
 	if _, err := j.save(false); err != nil {
 		return err
@@ -221,6 +213,7 @@ func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	cp.Requests = j.base.Requests + j.client.Sent()
 	cp.Throttled = j.base.Throttled + j.throttled.Load()
 	cp.Retries = j.base.Retries + j.retries.Load()
+	cp.TokensRejected = j.base.TokensRejected + j.client.RejectedTokens()
 	cp.Runs = j.base.Runs + 1
 	cp.ElapsedSeconds = j.base.ElapsedSeconds + time.Since(j.started).Seconds()
 	cp.Complete = mayComplete && cp.DoneThrough == j.identity.Rows

@@ -33,24 +33,17 @@ func (h lockHolder) String() string {
 // gets it at once.
 type runLock struct{ files []*os.File }
 
-// lockRun takes the out dir, and a checkpoint outside it, for this process. It returns a *BusyError
-// naming the run that holds either one; such a run changes nothing.
+// lockRun takes the out dir and the checkpoint for this process. It returns a *BusyError naming the
+// run that holds either one; such a run changes nothing. cfg.Checkpoint must be resolved, so that two
+// spellings of one checkpoint take one lock.
 func lockRun(cfg Config) (*runLock, error) {
 	lock := &runLock{}
 	if err := lock.take(filepath.Join(cfg.OutDir, lockFileName), "out dir "+cfg.OutDir); err != nil {
 		return nil, err
 	}
-	outDir, _ := filepath.Abs(cfg.OutDir)
-	checkpointDir, _ := filepath.Abs(filepath.Dir(cfg.Checkpoint))
-	if checkpointDir != outDir {
-		if err := os.MkdirAll(checkpointDir, 0o755); err != nil {
-			lock.release()
-			return nil, usageErrorf("create checkpoint folder: %w", err)
-		}
-		if err := lock.take(cfg.Checkpoint+".lock", "checkpoint "+cfg.Checkpoint); err != nil {
-			lock.release()
-			return nil, err
-		}
+	if err := lock.take(cfg.Checkpoint+".lock", "checkpoint "+cfg.Checkpoint); err != nil {
+		lock.release()
+		return nil, err
 	}
 	return lock, nil
 }

@@ -203,8 +203,15 @@ type failure struct {
 }
 
 func (f failure) log(event *zerolog.Event, attempt int) *zerolog.Event {
-	return event.Int(keyAttempt, attempt).Int(keyHTTPStatus, f.http).Str(keyErrorCode, f.code).
-		Str("error", f.message).Str(keyRequestID, f.requestID).Str(keyClientRequestID, f.clientID)
+	event = event.Int(keyAttempt, attempt).Str(keyErrorCode, f.code).Str("error", f.message).
+		Str(keyClientRequestID, f.clientID)
+	if f.http != 0 {
+		event = event.Int(keyHTTPStatus, f.http)
+	}
+	if f.requestID != "" {
+		event = event.Str(keyRequestID, f.requestID)
+	}
+	return event
 }
 
 // classify turns a failed attempt into a failure and the wait before the next attempt, or into an
@@ -215,7 +222,8 @@ func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
 	var transportErr *graphclient.TransportError
 	var authErr *graphclient.AuthError
 	switch {
-	case errors.Is(err, graphclient.ErrForbidden), errors.Is(err, graphclient.ErrActionUnavailable), errors.As(err, &authErr):
+	case errors.Is(err, graphclient.ErrForbidden), errors.Is(err, graphclient.ErrActionUnavailable),
+		errors.Is(err, graphclient.ErrUntrustedAuthority), errors.As(err, &authErr):
 		// These end the run. They wrap Graph's response, so they are matched before it.
 		return failure{}, 0, err
 

@@ -54,24 +54,10 @@ func (j *job) tick(stopCtx context.Context, poolDone <-chan struct{}) {
 	}
 }
 
-// logStart logs the first line of a run, with the settings that shape it.
-func (j *job) logStart() {
-	columns, format := j.input.Columns(), j.input.Format()
-	event := startLog(j.log, j.cfg, j.identity, j.ledger.finished()).
-		Str("url_form", j.client.Form().String()).
-		Str("app_id_column", columns.AppID.Name).
-		Str("device_id_column", columns.DeviceID.Name).
-		Str("encoding", format.Encoding).
-		Str("delimiter", string(format.Delimiter))
-	if columns.Notify.Number > 0 {
-		event = event.Str("notify_column", columns.Notify.Name)
-	}
-	event.Msg("run started")
-}
-
-// startLog returns the first log line of a run or a dry run, with the settings they share.
-func startLog(log zerolog.Logger, cfg Config, identity InputIdentity, done int64) *zerolog.Event {
-	event := log.Info().
+// logStart adds to event the settings of a run or a dry run, and what the reader found in input.
+func logStart(event *zerolog.Event, cfg Config, identity InputIdentity, done int64, input *Input) *zerolog.Event {
+	columns, format := input.Columns(), input.Format()
+	event = event.
 		Str("version", cfg.Version).
 		Str("input", identity.Path).
 		Int("rows", identity.Rows).
@@ -85,7 +71,14 @@ func startLog(log zerolog.Logger, cfg Config, identity InputIdentity, done int64
 		Stringer("timeout", cfg.Timeout).
 		Stringer("outage_after", cfg.OutageAfter).
 		Bool("notify_default", cfg.Notify).
-		Bool("dry_run", cfg.DryRun)
+		Bool("dry_run", cfg.DryRun).
+		Str("app_id_column", columns.AppID.Name).
+		Str("device_id_column", columns.DeviceID.Name).
+		Str("encoding", format.Encoding).
+		Str("delimiter", string(format.Delimiter))
+	if columns.Notify.Number > 0 {
+		event = event.Str("notify_column", columns.Notify.Name)
+	}
 	if cfg.Deadline > 0 {
 		event = event.Stringer("deadline", cfg.Deadline)
 	}
@@ -101,7 +94,7 @@ func (j *job) logProgress(done int64, rowsPerSecond float64) {
 		Int64("requests", j.base.Requests+j.client.Sent()).
 		Int64("throttled", j.base.Throttled+j.throttled.Load()).
 		Int64("retries", j.base.Retries+j.retries.Load()).
-		Int64("tokens_rejected", j.client.RejectedTokens())
+		Int64("tokens_rejected", j.base.TokensRejected+j.client.RejectedTokens())
 	if pending := int64(j.identity.Rows) - done; rowsPerSecond > 0 {
 		event = event.Stringer("eta", (time.Duration(float64(pending)/rowsPerSecond) * time.Second).Round(time.Second))
 	}
@@ -130,6 +123,7 @@ func summaryOf(cp *Checkpoint) report.Summary {
 		Requests:  cp.Requests,
 		Throttled: cp.Throttled,
 		Retries:   cp.Retries,
+		Rejected:  cp.TokensRejected,
 		Runs:      cp.Runs,
 		Elapsed:   time.Duration(cp.ElapsedSeconds * float64(time.Second)),
 		Complete:  cp.Complete,
@@ -145,6 +139,7 @@ func summaryLog(event *zerolog.Event, s report.Summary) *zerolog.Event {
 		Int64("requests", s.Requests).
 		Int64("throttled", s.Throttled).
 		Int64("retries", s.Retries).
+		Int64("tokens_rejected", s.Rejected).
 		Bool("complete", s.Complete).
 		Stringer("elapsed", s.Elapsed.Round(time.Second))
 }

@@ -3,6 +3,7 @@ package reclaim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -45,21 +46,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return usageErrorf("create out dir: %w", err)
 	}
+	if cfg.Checkpoint, err = resolveCheckpoint(cfg.Checkpoint); err != nil {
+		return err
+	}
 	lock, err := lockRun(cfg)
 	if err != nil {
 		return err
 	}
 	defer lock.release()
-
-	if cfg.Restart && !cfg.DryRun {
-		aside, err := moveAside(cfg)
-		if err != nil {
-			return err
-		}
-		if aside != "" {
-			log.Info().Str("moved_to", aside).Msg("restart: moved the earlier job's outputs aside")
-		}
-	}
 
 	identity, err := identifyInput(cfg.Input)
 	if err != nil {
@@ -69,6 +63,22 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return dryRun(ctx, cfg, identity)
 	}
 
+	var client *graphclient.Client
+	if cfg.Restart {
+		// The credentials are checked before anything moves, so that a restart that cannot run leaves
+		// the earlier job where it was.
+		if client, err = newClient(ctx, cfg, graphclient.FormCast); err != nil {
+			return err
+		}
+		aside, err := moveAside(cfg)
+		if err != nil {
+			return err
+		}
+		if aside != "" {
+			log.Warn().Str("moved_to", aside).Msg("restart: moved the earlier job's outputs aside; every row will be sent again")
+		}
+	}
+
 	cp, err := loadOrStartCheckpoint(cfg, identity)
 	if err != nil {
 		return err
@@ -76,12 +86,44 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cp.Complete {
 		return finishedEarlier(cfg, cp)
 	}
+	if client == nil {
+		form, err := graphclient.ParseForm(cp.URLForm)
+		if err != nil {
+			return damagedCheckpoint(cfg.Checkpoint, err.Error())
+		}
+		if client, err = newClient(ctx, cfg, form); err != nil {
+			return err
+		}
+	}
 
-	j, err := newJob(ctx, cfg, identity, cp)
+	j, err := newJob(cfg, identity, cp, client)
 	if err != nil {
 		return err
 	}
 	return j.run(ctx)
+}
+
+// resolveCheckpoint returns the absolute path of a checkpoint with symbolic links resolved, so that
+// every spelling of one checkpoint takes the same lock, and saving it replaces the file rather than a
+// link to it.
+func resolveCheckpoint(path string) (string, error) {
+	absolute, err := filepath.Abs(path)
+	if err != nil {
+		return "", usageErrorf("checkpoint path %s: %w", path, err)
+	}
+	if resolved, err := filepath.EvalSymlinks(absolute); err == nil {
+		return resolved, nil
+	}
+	// The checkpoint does not exist yet: resolve its folder, creating it.
+	dir := filepath.Dir(absolute)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", usageErrorf("create checkpoint folder: %w", err)
+	}
+	resolvedDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", usageErrorf("checkpoint folder %s: %w", dir, err)
+	}
+	return filepath.Join(resolvedDir, filepath.Base(absolute)), nil
 }
 
 // identifyInput reads the whole input once: it must be usable, and its identity ties it to a checkpoint.
@@ -140,8 +182,12 @@ func loadOrStartCheckpoint(cfg Config, identity InputIdentity) (*Checkpoint, err
 	return cp, nil
 }
 
-// finishedEarlier reports a job that an earlier run completed, and sends nothing.
+// finishedEarlier reports a job that an earlier run completed, after checking that its outcomes.csv
+// still has one line per row, and sends nothing.
 func finishedEarlier(cfg Config, cp *Checkpoint) error {
+	if err := verifyCompleteJob(cfg, cp); err != nil {
+		return err
+	}
 	summary := summaryOf(cp)
 	cfg.Logger.Info().Str("input", cp.Input.Path).Int64("rows", summary.Rows).Int("exit_code", cp.ExitCode).
 		Msg("job already complete; nothing to send (use --restart to run it again)")
@@ -150,6 +196,27 @@ func finishedEarlier(cfg Config, cp *Checkpoint) error {
 	}
 	if cp.ExitCode == ExitRowsFailed {
 		return ErrRowsFailed
+	}
+	return nil
+}
+
+// verifyCompleteJob returns an error unless outcomes.csv of a complete job has exactly one line per
+// input row and the statuses the checkpoint counts.
+func verifyCompleteJob(cfg Config, cp *Checkpoint) error {
+	file, err := os.Open(cfg.outcomesPath())
+	if err != nil {
+		return damagedOutcomes(cfg.outcomesPath(), "the job is marked complete but the file cannot be read: "+err.Error())
+	}
+	defer file.Close()
+	counts, problem, err := (&outcomeLog{file: file}).verify(cp.Input.Rows)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", OutcomesFile, err)
+	}
+	if problem == "" && counts != cp.Counts {
+		problem = fmt.Sprintf("its statuses add up to %+v, but the checkpoint counts %+v", counts, cp.Counts)
+	}
+	if problem != "" {
+		return damagedOutcomes(cfg.outcomesPath(), problem)
 	}
 	return nil
 }
@@ -187,7 +254,7 @@ func newClient(ctx context.Context, cfg Config, form graphclient.Form) (*graphcl
 		switch {
 		case ctx.Err() != nil:
 			return nil, &StopError{Reason: errInterrupted.Error()}
-		case errors.As(err, &auth):
+		case errors.As(err, &auth), errors.Is(err, graphclient.ErrUntrustedAuthority):
 			return nil, err
 		case errors.As(err, &transport):
 			// Entra could not be reached or failed on its side: a later run may get through.

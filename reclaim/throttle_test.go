@@ -120,16 +120,38 @@ func TestLockRun(t *testing.T) {
 }
 
 func TestLockRunSharedCheckpoint(t *testing.T) {
-	shared := filepath.Join(t.TempDir(), "state", "wave.json")
-	first, err := lockRun(Config{OutDir: t.TempDir(), Checkpoint: shared})
+	outA := t.TempDir()
+	checkpointA, err := resolveCheckpoint(filepath.Join(outA, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(checkpointA, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, err := lockRun(Config{OutDir: outA, Checkpoint: checkpointA})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.release()
 
-	_, err = lockRun(Config{OutDir: t.TempDir(), Checkpoint: shared})
-	var busy *BusyError
-	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "checkpoint "+shared) {
-		t.Errorf("lockRun with another out dir and the same checkpoint = %v, want a BusyError naming the checkpoint", err)
+	link := filepath.Join(t.TempDir(), "link.json")
+	if err := os.Symlink(checkpointA, link); err != nil {
+		t.Fatal(err)
+	}
+	spellings := map[string]string{
+		"same path":        checkpointA,
+		"dot-dot spelling": filepath.Join(outA, "..", filepath.Base(outA), CheckpointFile),
+		"symbolic link":    link,
+	}
+	for name, spelling := range spellings {
+		resolved, err := resolveCheckpoint(spelling)
+		if err != nil {
+			t.Fatalf("%s: resolveCheckpoint: %v", name, err)
+		}
+		_, err = lockRun(Config{OutDir: t.TempDir(), Checkpoint: resolved})
+		var busy *BusyError
+		if !errors.As(err, &busy) || !strings.Contains(err.Error(), "checkpoint") {
+			t.Errorf("%s: lockRun from another out dir = %v, want a BusyError naming the checkpoint", name, err)
+		}
 	}
 }

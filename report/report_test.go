@@ -46,6 +46,7 @@ func ExampleSummary_WriteCSV() {
 	// requests,6
 	// throttled,1
 	// retries,2
+	// tokens_rejected,0
 	// runs,2
 	// elapsed_seconds,1.5
 	// complete,false

@@ -73,6 +73,8 @@ type Summary struct {
 	Throttled int64
 	// Retries counts the attempts after the first one of each row.
 	Retries int64
+	// Rejected counts the access tokens Graph rejected with 401, each replaced by a fresh one.
+	Rejected int64
 	// Runs counts the runs that worked on the job.
 	Runs    int
 	Elapsed time.Duration
@@ -101,6 +103,7 @@ func (s Summary) WriteCSV(w io.Writer) error {
 		metric{"requests", itoa(s.Requests)},
 		metric{"throttled", itoa(s.Throttled)},
 		metric{"retries", itoa(s.Retries)},
+		metric{"tokens_rejected", itoa(s.Rejected)},
 		metric{"runs", strconv.Itoa(s.Runs)},
 		metric{"elapsed_seconds", strconv.FormatFloat(s.Elapsed.Seconds(), 'f', 1, 64)},
 		metric{"complete", strconv.FormatBool(s.Complete)},
@@ -115,7 +118,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	case s.DryRun:
 		state = "dry run complete, nothing was sent"
 	case !s.Complete:
-		state = fmt.Sprintf("not complete: %d rows pending, run the same command again to resume", s.Pending())
+		state = fmt.Sprintf("not complete: %d rows pending", s.Pending())
 	}
 	_, err := fmt.Fprintf(w,
 		"reclaim: %s\n"+

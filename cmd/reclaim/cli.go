@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +59,8 @@ type runFlags struct {
 	simulate  bool
 	logFormat string
 	logLevel  string
+	// fromEnvironment lists the flags whose value came from a RECLAIM_ variable.
+	fromEnvironment []string
 }
 
 func newRunFlagSet(f *runFlags) *flag.FlagSet {
@@ -82,19 +86,32 @@ func newRunFlagSet(f *runFlags) *flag.FlagSet {
 	return fs
 }
 
+// runUsageFooter ends the help of "reclaim run".
+const runUsageFooter = `
+Exit codes: 0 complete, every row revoked or duplicate; 1 complete, some rows failed, not_found or
+invalid; 2 usage, configuration or input error; 3 authentication or permission failure; 4 stopped
+early or out dir busy, run the same command again to resume.
+`
+
 // parseRunFlags reads args and then, for every flag not on the command line, its RECLAIM_ variable.
-func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+// It writes the help to stdout when args ask for it, and returns flag.ErrHelp.
+func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	f := &runFlags{}
 	fs := newRunFlagSet(f)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: reclaim run --input FILE [flags]\n\nFlags (each also read from RECLAIM_<FLAG>, such as RECLAIM_OUT_DIR):\n")
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fmt.Fprint(stdout, "Usage: reclaim run --input FILE [flags]\n\nFlags (each also read from RECLAIM_<FLAG>, such as RECLAIM_OUT_DIR; the command line wins):\n")
 		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+		fmt.Fprint(stdout, runUsageFooter)
 		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("%w; run \"reclaim run --help\" for the flags", err)
 	}
 	if fs.NArg() > 0 {
+		if arg := fs.Arg(0); arg == "true" || arg == "false" {
+			return nil, fmt.Errorf("unexpected argument %q: a true/false flag takes its value after =, as in --notify=%s", arg, arg)
+		}
 		return nil, fmt.Errorf("unexpected argument %q: flags take the form --name value", fs.Arg(0))
 	}
 
@@ -109,7 +126,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		}
 		if setErr := fs.Set(fl.Name, value); setErr != nil {
 			err = fmt.Errorf("environment variable %s=%q is not a valid --%s: %w", name, value, fl.Name, setErr)
+			return
 		}
+		f.fromEnvironment = append(f.fromEnvironment, fl.Name)
 	})
 	return f, err
 }
@@ -120,7 +139,7 @@ func envName(flagName string) string {
 }
 
 func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f, err := parseRunFlags(args, stderr)
+	f, err := parseRunFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return reclaim.ExitOK
 	}
@@ -132,6 +151,14 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		fmt.Fprintln(stderr, "reclaim:", err)
 		return reclaim.ExitUsage
+	}
+
+	if len(f.fromEnvironment) > 0 {
+		log.Info().Strs("flags", f.fromEnvironment).Msg("flags set from RECLAIM_ environment variables")
+	}
+	if slices.Contains(f.fromEnvironment, "restart") && f.cfg.Restart {
+		log.Warn().Msg("RECLAIM_RESTART is set, so this run starts the job over and sends every row again; " +
+			"remove it from the environment to resume jobs")
 	}
 
 	cfg := f.cfg
@@ -162,13 +189,26 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	default:
 		log.Error().Err(err).Msg("reclaim stopped")
 	}
-	return reclaim.ExitCode(err)
+
+	code := reclaim.ExitCode(err)
+	switch {
+	case (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed) && !cfg.DryRun:
+		fmt.Fprintf(stdout, "  outcomes   %s\n", filepath.Join(cfg.OutDir, reclaim.OutcomesFile))
+	case code == reclaim.ExitAuth:
+		fmt.Fprintln(stdout, "Fix the credential or the permission named in the log, then run the same command again to resume.")
+	case busy != nil:
+		fmt.Fprintln(stdout, "Another run holds the job; run the same command again once it has ended.")
+	case code == reclaim.ExitStopped:
+		fmt.Fprintln(stdout, "Run the same command again to resume.")
+	}
+	return code
 }
 
 // newLogger returns the zerolog logger for stderr in the given format and level.
 func newLogger(stderr io.Writer, format, level string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
-	if err != nil || level == "" {
+	levels := map[string]zerolog.Level{"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel, "warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel}
+	lvl, ok := levels[strings.ToLower(level)]
+	if !ok {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q is not a level: use debug, info, warn or error", level)
 	}
 	if format == "" {

@@ -50,16 +50,16 @@ func TestEnvName(t *testing.T) {
 }
 
 func TestRunHelpListsEveryFlagWithDefault(t *testing.T) {
-	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"run", "--help"}, io.Discard, &stderr)
+	var stdout bytes.Buffer
+	code := run(context.Background(), []string{"run", "--help"}, &stdout, io.Discard)
 	if code != reclaim.ExitOK {
 		t.Errorf("run --help exit code = %d, want 0", code)
 	}
-	help := stderr.String()
+	help := stdout.String()
 	for _, want := range []string{"--input", "--out-dir", "--checkpoint", "--graph-url", "--rate", "--burst", "--workers",
 		"--max-attempts", "--timeout", "--notify", "--dry-run", "--deadline", "--restart", "--simulate", "--outage-after",
 		"--log-format", "--log-level", "requests per second", "(default 30s)", "(default 5)", "(default 4)", "(default 8)",
-		"RECLAIM_OUT_DIR"} {
+		"RECLAIM_OUT_DIR", "Exit codes", "/beta"} {
 		if !strings.Contains(help, strings.TrimPrefix(want, "-")) {
 			t.Errorf("help does not mention %q:\n%s", want, help)
 		}
@@ -78,6 +78,9 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"revoke"}, reclaim.ExitUsage, `unknown command "revoke"`},
 		{[]string{"run", "--input"}, reclaim.ExitUsage, "flag needs an argument"},
 		{[]string{"run", "--input", "a.csv", "extra"}, reclaim.ExitUsage, `unexpected argument "extra"`},
+		{[]string{"run", "--input", "a.csv", "--notify", "false"}, reclaim.ExitUsage, "--notify=false"},
+		{[]string{"run", "--input", "a.csv", "--log-level", "trace"}, reclaim.ExitUsage, `--log-level "trace"`},
+		{[]string{"run", "--nope"}, reclaim.ExitUsage, "reclaim run --help"},
 		{[]string{"run", "--input", "a.csv", "--log-level", "loud"}, reclaim.ExitUsage, `--log-level "loud"`},
 		{[]string{"run", "--input", "a.csv", "--log-format", "xml"}, reclaim.ExitUsage, `--log-format "xml"`},
 		{[]string{"run", "--input", "a.csv", "--simulate", "--graph-url", "https://graph.microsoft.us/beta"}, reclaim.ExitUsage, "exclude each other"},

@@ -387,3 +387,57 @@ func TestInputEditedDuringRun(t *testing.T) {
 		t.Errorf("summary complete = %s, want false", got)
 	}
 }
+
+func TestUntrustedAuthorityCertificate(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	other := startSim(t, graphsim.Options{})
+	rows := validWave(33, 3)
+	cmd := sim.command(t, "--input", writeWave(t, rows), "--out-dir", t.TempDir())
+	for i, kv := range cmd.Env {
+		if strings.HasPrefix(kv, "SSL_CERT_FILE=") {
+			cmd.Env[i] = "SSL_CERT_FILE=" + other.certFile
+		}
+	}
+
+	res := runProcess(t, cmd)
+	res.wantCode(t, reclaim.ExitUsage)
+	if !strings.Contains(res.stderr, "SSL_CERT_FILE") {
+		t.Errorf("stderr does not point to SSL_CERT_FILE:\n%s", tail(res.stderr, 3))
+	}
+	if got := sim.Stats().GraphRequests; got != 0 {
+		t.Errorf("Graph requests = %d, want 0", got)
+	}
+}
+
+func TestCompleteJobIsCheckedAgain(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(34, 5)
+	input, out := writeWave(t, rows), t.TempDir()
+	sim.run(t, "--input", input, "--out-dir", out).wantCode(t, reclaim.ExitOK)
+	if err := os.Remove(filepath.Join(out, reclaim.OutcomesFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	res := sim.run(t, "--input", input, "--out-dir", out)
+	res.wantCode(t, reclaim.ExitUsage)
+	if !strings.Contains(res.stderr, "marked complete") {
+		t.Errorf("stderr does not explain the missing outcomes:\n%s", tail(res.stderr, 3))
+	}
+}
+
+func TestRestartWithBadInputLeavesJobInPlace(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{})
+	rows := validWave(35, 5)
+	input, out := writeWave(t, rows), t.TempDir()
+	sim.run(t, "--input", input, "--out-dir", out).wantCode(t, reclaim.ExitOK)
+
+	res := sim.run(t, "--input", input+".typo", "--out-dir", out, "--restart")
+	res.wantCode(t, reclaim.ExitUsage)
+	if aside, _ := filepath.Glob(filepath.Join(out, "previous-*")); len(aside) != 0 {
+		t.Errorf("a restart that could not run moved the job aside into %v", aside)
+	}
+	checkOutcomes(t, out, rows)
+}
