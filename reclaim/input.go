@@ -20,14 +20,15 @@ type Row struct {
 	// Line is the 1-based physical line of the file where the record starts.
 	Line int
 	// AppID and DeviceID are lower-case GUIDs without braces when the cell is a valid GUID. Otherwise
-	// they are the cell as found, which may be empty, made fit for a report: line breaks become spaces,
-	// invalid UTF-8 becomes U+FFFD, and a cell of more than 100 characters is cut to 100 and ends with "…".
+	// they are the cell as found, which may be empty, made fit for a report. Control characters (NUL,
+	// tab and line breaks among them) and Unicode line separators become spaces, and invalid UTF-8
+	// becomes U+FFFD. A cell of more than 100 characters is cut to 100 and ends with "…".
 	AppID, DeviceID string
 	// Notify is the row's notify value, or the default given to OpenInput when the file has no notify
 	// column or the cell is empty.
 	Notify bool
 	// Invalid is empty when the row can be sent. Otherwise it is a one-line reason that a person can
-	// act on, in valid UTF-8.
+	// act on, in valid UTF-8 without control characters: it quotes cells with Go escapes such as \x00.
 	Invalid string
 }
 
@@ -94,7 +95,8 @@ type Input struct {
 	lines         *lineTracker // the CSV text as encoding/csv reads it, with the checks that need quote state
 	records       *csv.Reader
 	lineOffset    int // lines of the file before the CSV stream: a #TYPE line, a sep= line and blank lines
-	fieldCount    int // fields in the header
+	headerFields  int // cells in the header
+	fieldCount    int // cells in the header up to its last cell that is not blank: the named columns
 	columns       InputColumns
 	format        InputFormat
 	defaultNotify bool

@@ -33,10 +33,11 @@ func (in *Input) decode(raw io.Reader) (io.Reader, error) {
 	case len(start) == 0:
 		return nil, &InputError{Path: in.path, Problem: "the file is empty",
 			Fix: "export the rows again, with a header such as appId,deviceId"}
-	case bytes.Equal(start, []byte("PK\x03\x04")):
-		// An .xlsx workbook is a zip archive, and every zip archive starts with this signature.
-		return nil, &InputError{Path: in.path, Problem: "is an Excel workbook, not a CSV file",
-			Fix: "in Excel use File > Save As > CSV UTF-8"}
+	case isZIPSignature(start):
+		// An .xlsx workbook, an .ods sheet and a report that Intune offers for download are ZIP archives.
+		return nil, &InputError{Path: in.path,
+			Problem: "is a ZIP archive (an Excel workbook, an OpenDocument sheet, or a downloaded report that needs unzipping), not a CSV file",
+			Fix:     "unzip it or in Excel use File > Save As > CSV UTF-8"}
 	case bytes.HasPrefix(start, []byte{0xEF, 0xBB, 0xBF}):
 		in.format.Encoding = "UTF-8 with BOM"
 		buffered.Discard(3)
@@ -50,6 +51,17 @@ func (in *Input) decode(raw io.Reader) (io.Reader, error) {
 	}
 	in.format.Encoding = "UTF-8"
 	return buffered, nil
+}
+
+// isZIPSignature reports whether start, the first 4 bytes of a file, is the signature of a ZIP local
+// file header, of an empty archive's end record, or of a spanned archive.
+func isZIPSignature(start []byte) bool {
+	for _, signature := range []string{"PK\x03\x04", "PK\x05\x06", "PK\x07\x08"} {
+		if string(start) == signature {
+			return true
+		}
+	}
+	return false
 }
 
 func decodeUTF16(r io.Reader, order textunicode.Endianness) io.Reader {
@@ -77,8 +89,8 @@ func (in *Input) findHeaderLine(text *bufio.Reader) ([]byte, error) {
 		// #TYPE or sep= line that has more text after it.
 		isTypeLine := number == 1 && bytes.HasPrefix(line, []byte("#TYPE "))
 		isSepLine := (number == 1 || number == 2 && typeLine) && hasSepPrefix(line)
-		if (isTypeLine || isSepLine) && hasLoneCR(line) {
-			return nil, loneCRError(in.path, number)
+		if cr := loneCRIndex(line); (isTypeLine || isSepLine) && cr >= 0 {
+			return nil, loneCRError(in.path, number, bytes.HasPrefix(line[cr:], []byte("\r\r\n")))
 		}
 
 		switch {
@@ -184,15 +196,16 @@ func detectDelimiter(line []byte) rune {
 	return '\t'
 }
 
-// hasLoneCR reports whether line has a carriage return that is not followed by a line feed. A
-// carriage return at the very end is the last byte of the file, which encoding/csv drops.
-func hasLoneCR(line []byte) bool {
+// loneCRIndex returns the index of the first carriage return in line that is followed by a byte other
+// than a line feed, or -1. A carriage return at the very end is the last byte of the file, which
+// encoding/csv drops.
+func loneCRIndex(line []byte) int {
 	for i, c := range line {
 		if c == '\r' && i+1 < len(line) && line[i+1] != '\n' {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // looksLikeUTF16 reports whether NUL bytes make up a quarter or more of line. In UTF-16 text, every
@@ -209,8 +222,18 @@ func utf16WithoutBOMError(path string) *InputError {
 }
 
 // loneCRError returns the *InputError for a carriage return on line that is neither followed by a
-// line feed nor inside a quoted value.
-func loneCRError(path string, line int) *InputError {
+// line feed nor inside a quoted value. beforeCRLF is true when CR LF follows it, so that the line ends
+// with CR CR LF.
+func loneCRError(path string, line int, beforeCRLF bool) *InputError {
+	if beforeCRLF {
+		// encoding/csv would read CR CR LF as a line break after a carriage return, which it keeps at the
+		// end of the last value.
+		return &InputError{Path: path, Line: line,
+			Problem: fmt.Sprintf("line %d ends with CR CR LF, the line ending that Python's csv module writes on Windows "+
+				"to a file opened without newline='', so the last value of every row would end with a stray carriage return", line),
+			Fix: `save the file with CR LF or LF line endings, for example from Excel as "CSV UTF-8", ` +
+				`or in Python by opening the output file with newline='' before csv.writer writes to it`}
+	}
 	return &InputError{Path: path, Line: line,
 		Problem: fmt.Sprintf("line %d has a carriage return without a line feed (a classic Mac OS line ending) "+
 			"outside a quoted value, so the lines on both sides of it would be read as one row", line),
@@ -241,7 +264,13 @@ func (in *Input) readHeader() error {
 			continue
 		}
 
+		// A header that ends with a delimiter, such as "appId,deviceId,", has empty cells at the end that
+		// name no column, so a record may omit them.
+		in.headerFields = len(header)
 		in.fieldCount = len(header)
+		for strings.TrimSpace(header[in.fieldCount-1]) == "" {
+			in.fieldCount--
+		}
 		if err := in.chooseColumns(header); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -15,8 +16,9 @@ func (in *Input) makeRow(record []string) Row {
 	line, _ := in.records.FieldPos(0)
 	row := Row{Index: in.index, Line: line + in.lineOffset, Notify: in.defaultNotify}
 
-	// Excel and scripts can end a row with empty cells that the header does not have, as in "A,D," under
-	// "appId,deviceId". Such cells hold no value, so they do not shift the columns.
+	// Excel and scripts can end a row with empty cells that the header does not name, as in "A,D," under
+	// "appId,deviceId" or "A,D" under "appId,deviceId,". Such cells hold no value, so they do not shift
+	// the columns.
 	if len(record) > in.fieldCount && isBlankRecord(record[in.fieldCount:]) {
 		record = record[:in.fieldCount]
 	}
@@ -29,7 +31,11 @@ func (in *Input) makeRow(record []string) Row {
 		if len(record) == 1 {
 			fields = "field"
 		}
-		row.Invalid = fmt.Sprintf("has %d %s, but the header has %d", len(record), fields, in.fieldCount)
+		header := fmt.Sprintf("the header has %d", in.fieldCount)
+		if in.headerFields > in.fieldCount {
+			header = fmt.Sprintf("the header names %d columns (the empty cells at its end do not count)", in.fieldCount)
+		}
+		row.Invalid = fmt.Sprintf("has %d %s, but %s", len(record), fields, header)
 		if len(record) > in.fieldCount {
 			row.Invalid += fmt.Sprintf("; put a value that contains %s in quotes", strconv.QuoteRune(in.format.Delimiter))
 		}
@@ -82,43 +88,80 @@ func (in *Input) quoteErrorRow(parseErr *csv.ParseError, record []string) Row {
 	return row
 }
 
-// checkSwallowedRows returns an *InputError when a cell of record spans several lines and one of
-// those lines after the first has a GUID in both the app id and the device id column. Such a line is
-// a row of its own that a quote left open on an earlier line has read into the cell. Without the
-// error, it would be lost without a message, and so would every row up to the quote that closes the cell.
+// checkSwallowedRows returns an *InputError when a cell of record spans several lines and one of those
+// lines has a GUID at the position of the app id or the device id column. Split at the delimiter, the
+// first line of the cell starts at the cell's own column, and each later line starts at column 1. A GUID
+// at an id position means that a quote left open has probably read a row of its own into the cell.
+// Without the error, the record could pair ids of different rows, which sends a pair that is not in the
+// file, and the rows up to the quote that closes the cell would be lost without a message.
 func (in *Input) checkSwallowedRows(record []string) *InputError {
 	for i, cell := range record {
-		first := strings.IndexByte(cell, '\n')
-		if first < 0 {
+		if strings.IndexByte(cell, '\n') < 0 {
 			continue
 		}
 		start, _ := in.records.FieldPos(i)
 		start += in.lineOffset
 
-		number := start
-		for line := range strings.SplitSeq(cell[first+1:], "\n") {
-			number++
-			if !in.looksLikeRow(line) {
-				continue
+		number, column := start, i+1
+		for line := range strings.SplitSeq(cell, "\n") {
+			app := in.guidColumn(line, column, in.columns.AppID.Number)
+			device := in.guidColumn(line, column, in.columns.DeviceID.Number)
+			if app > 0 || device > 0 {
+				return in.swallowedRowsError(start, start+strings.Count(cell, "\n"), number, number == start, app, device)
 			}
-			end := start + strings.Count(cell, "\n")
-			return &InputError{Path: in.path, Line: start,
-				Problem: fmt.Sprintf("a quoted value starts on line %d and ends on line %d, and line %d inside it has an app id and a device id, "+
-					"so the rows on lines %d-%d would be read as part of that value and lost", start, end, number, start+1, end),
-				Fix: fmt.Sprintf(`close the quote on line %d, and write a quote that is part of a value as "" inside a quoted value`, start)}
+			number++
+			column = 1
 		}
 	}
 	return nil
 }
 
-// looksLikeRow reports whether line, split at the delimiter, has a GUID in both the app id and the
-// device id column.
-func (in *Input) looksLikeRow(line string) bool {
+// guidColumn returns column when line, split at the delimiter with its first piece in the 1-based
+// column first, has a GUID in that column, and 0 otherwise.
+func (in *Input) guidColumn(line string, first, column int) int {
+	if column < first {
+		return 0
+	}
 	delimiter := string(in.format.Delimiter)
-	cells := strings.SplitN(line, delimiter, max(in.columns.AppID.Number, in.columns.DeviceID.Number)+1)
-	_, appOK := parseGUID(cellAt(cells, in.columns.AppID.Number))
-	_, deviceOK := parseGUID(cellAt(cells, in.columns.DeviceID.Number))
-	return appOK && deviceOK
+	piece := line
+	for range column - first {
+		_, rest, found := strings.Cut(piece, delimiter)
+		if !found {
+			return 0
+		}
+		piece = rest
+	}
+	piece, _, _ = strings.Cut(piece, delimiter)
+	if _, ok := parseGUID(piece); !ok {
+		return 0
+	}
+	return column
+}
+
+// swallowedRowsError returns the *InputError of checkSwallowedRows for a quoted value on lines
+// start-end whose line number has a GUID in the app id column app or the device id column device,
+// each 0 when it has none. firstLine is true when number is the line where the value starts.
+func (in *Input) swallowedRowsError(start, end, number int, firstLine bool, app, device int) *InputError {
+	where := fmt.Sprintf("line %d inside it", number)
+	if firstLine {
+		where = fmt.Sprintf("the part of line %d after the opening quote", number)
+	}
+	var found string
+	switch {
+	case app > 0 && device > 0:
+		found = fmt.Sprintf("GUIDs at the positions of the app id and device id columns (%d and %d)", app, device)
+	case app > 0:
+		found = fmt.Sprintf("a GUID at the position of the app id column (%d)", app)
+	default:
+		found = fmt.Sprintf("a GUID at the position of the device id column (%d)", device)
+	}
+	return &InputError{Path: in.path, Line: start,
+		Problem: fmt.Sprintf("a quoted value starts on line %d and ends on line %d, and %s has %s, so a stray quote has "+
+			"probably merged lines %d-%d into one record, whose ids may come from different rows",
+			start, end, where, found, start, end),
+		Fix: fmt.Sprintf(`close the quote on line %d, and write a quote that is part of a value as "" inside a quoted value; `+
+			"if the value really contains such ids, as a note may, remove them from it, because reclaim cannot tell them from a row of its own",
+			start)}
 }
 
 // checkQuoteError returns the *InputError for a quote error that makes the rest of the file unreliable,
@@ -159,10 +202,11 @@ func checkID(label, cell string) (id, problem string) {
 // maxReportCellChars is the number of characters of a cell that an invalid row keeps.
 const maxReportCellChars = 100
 
-// reportCell returns a copy of cell that fits on one line of a report. Each line break becomes a
-// space and each byte that is not UTF-8 becomes U+FFFD. A cell of more than maxReportCellChars
-// characters is cut to that many, followed by "…". The copy keeps the row from holding on to the CSV
-// reader's memory for the whole record.
+// reportCell returns a copy of cell that fits on one line of a report. Each control character, NUL,
+// tab and line break included, and each Unicode line or paragraph separator becomes a space, and each
+// byte that is not UTF-8 becomes U+FFFD. A cell of more than maxReportCellChars characters is cut to
+// that many, followed by "…". The copy keeps the row from holding on to the CSV reader's memory for
+// the whole record.
 func reportCell(cell string) string {
 	var b strings.Builder
 	chars := 0
@@ -173,8 +217,7 @@ func reportCell(cell string) string {
 		}
 		chars++
 		// Ranging over a string yields utf8.RuneError for each byte that is not UTF-8.
-		switch r {
-		case '\n', '\r', '\v', '\f', '\u0085', '\u2028', '\u2029':
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			r = ' '
 		}
 		b.WriteRune(r)

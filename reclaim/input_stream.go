@@ -213,7 +213,7 @@ func (t *lineTracker) check(text []byte) int {
 			t.pendingCR = false
 			if c != '\n' {
 				// The carriage return is the byte before, which may have been passed on already.
-				t.err = loneCRError(t.path, line+t.lineOffset)
+				t.err = loneCRError(t.path, line+t.lineOffset, c == '\r' && t.nextIsLF(text[i+1:]))
 				return i
 			}
 		}
@@ -286,6 +286,18 @@ func (t *lineTracker) check(text []byte) int {
 		}
 	}
 	return len(text)
+}
+
+// nextIsLF reports whether the byte after the one being checked is a line feed. rest is the text
+// after that byte in the current read. When rest is empty, nextIsLF reads one byte from below, which
+// the reader never passes on, so it may be called only after a check has failed.
+func (t *lineTracker) nextIsLF(rest []byte) bool {
+	if len(rest) > 0 {
+		return rest[0] == '\n'
+	}
+	var next [1]byte
+	n, _ := io.ReadFull(t.r, next[:])
+	return n == 1 && next[0] == '\n'
 }
 
 // matchDelimiter moves from inUnquoted to atFieldStart when c completes the delimiter. The delimiter

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -47,6 +49,29 @@ func readInput(t testing.TB, path string, defaultNotify bool) ([]Row, error) {
 		return nil, err
 	}
 	defer in.Close()
+
+	var rows []Row
+	for {
+		row, err := in.Next()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, row)
+	}
+}
+
+// readInputOneByte reads content as readInput reads a file, but through a reader that returns one
+// byte per call, so that each byte reaches the reader's checks in a read of its own. path is used only
+// in messages.
+func readInputOneByte(t testing.TB, path string, content []byte) ([]Row, error) {
+	t.Helper()
+	in, err := newInput(path, newCountingReader(iotest.OneByteReader(bytes.NewReader(content))), false)
+	if err != nil {
+		return nil, err
+	}
 
 	var rows []Row
 	for {
@@ -510,7 +535,7 @@ func TestInputInvalidRows(t *testing.T) {
 		{
 			name: "invalid UTF-8 in an id",
 			line: "\xff\xfeid\x00," + dev1 + ",x",
-			want: Row{Index: 1, Line: 2, AppID: "\uFFFD\uFFFDid\x00", DeviceID: dev1,
+			want: Row{Index: 1, Line: 2, AppID: "\uFFFD\uFFFDid ", DeviceID: dev1,
 				Invalid: `app id "\xff\xfeid\x00" is not a GUID (8-4-4-4-12 hex digits)`},
 		},
 		{
@@ -521,9 +546,9 @@ func TestInputInvalidRows(t *testing.T) {
 		},
 		{
 			name: "id with a line break",
-			line: app1 + ",\"" + dev1 + "\nx\",x",
-			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + " x",
-				Invalid: `device id "` + dev1 + `\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
+			line: app1 + ",\"iPad\nx\",x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: "iPad x",
+				Invalid: `device id "iPad\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
 		},
 	}
 	for _, tt := range tests {
@@ -691,20 +716,32 @@ func TestInputFatal(t *testing.T) {
 // an *InputError with the given line, problem and fix, and that ScanInput stops with the same error.
 func checkFatal(t *testing.T, path string, wantRows, wantLine int, wantProblem, wantFix string) {
 	t.Helper()
-	rows, err := readInput(t, path, false)
+	rows, readErr := readInput(t, path, false)
 	if len(rows) != wantRows {
 		t.Errorf("rows before the error = %d, want %d", len(rows), wantRows)
 	}
 	var inputErr *InputError
-	if !errors.As(err, &inputErr) {
-		t.Fatalf("error = %v, want an *InputError", err)
+	if !errors.As(readErr, &inputErr) {
+		t.Fatalf("error = %v, want an *InputError", readErr)
 	}
 	checkInputError(t, inputErr, path, wantLine, wantProblem, wantFix)
 
+	// The checks below encoding/csv must find the same problem wherever the reads of the file end.
+	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() && info.Size() <= 64<<10 {
+		content, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oneByteRows, oneByteErr := readInputOneByte(t, path, content)
+		if len(oneByteRows) != len(rows) || fmt.Sprint(oneByteErr) != readErr.Error() {
+			t.Errorf("read one byte at a time: %d rows and %v, want %d rows and %v", len(oneByteRows), oneByteErr, len(rows), readErr)
+		}
+	}
+
 	// ScanInput reads through the same code, so it must stop with the same error.
 	_, scanErr := ScanInput(path)
-	if scanErr == nil || scanErr.Error() != err.Error() {
-		t.Errorf("ScanInput error = %v\nwant the Next error %v", scanErr, err)
+	if scanErr == nil || scanErr.Error() != readErr.Error() {
+		t.Errorf("ScanInput error = %v\nwant the Next error %v", scanErr, readErr)
 	}
 }
 
@@ -925,6 +962,12 @@ func swallowedExport() string {
 	return b.String()
 }
 
+// swallowedFix is the start of the Fix of a swallowed-rows error for a value that starts on line.
+func swallowedFix(line int) string {
+	return fmt.Sprintf(`close the quote on line %d, and write a quote that is part of a value as "" inside a quoted value; `+
+		"if the value really contains such ids, as a note may, remove them from it", line)
+}
+
 func TestInputSwallowedRows(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -935,40 +978,79 @@ func TestInputSwallowedRows(t *testing.T) {
 	}{
 		{name: "note closed by a later stray quote", content: swallowedExport(),
 			wantRows: 1, wantLine: 3,
-			wantProblem: "a quoted value starts on line 3 and ends on line 9, and line 4 inside it has an app id and a device id, " +
-				"so the rows on lines 4-9 would be read as part of that value and lost"},
+			wantProblem: "a quoted value starts on line 3 and ends on line 9, and line 4 inside it has GUIDs at the positions of " +
+				"the app id and device id columns (3 and 2), so a stray quote has probably merged lines 3-9 into one record, " +
+				"whose ids may come from different rows"},
+		{name: "note before the app id, with the app id after the quote",
+			// The record would pair the device id of line 2 with the app id of line 3.
+			content: "Device name,Device ID,Notes,App ID\n" +
+				"iPad-1," + dev1 + ",\"Lobby kiosk," + app1 + "\n" +
+				"iPad-2," + dev2 + ",screen 12.9\"," + app2 + "\n" +
+				"iPad-3," + dev3 + ",," + app1 + "\n",
+			wantLine: 2,
+			wantProblem: "a quoted value starts on line 2 and ends on line 3, and the part of line 2 after the opening quote " +
+				"has a GUID at the position of the app id column (4)"},
+		{name: "inner line with only a device id",
+			content: "Device name,Device ID,Notes,App ID\n" +
+				"iPad-1," + dev1 + ",\"Lobby kiosk\n" +
+				"iPad-2," + dev2 + ",screen 12.9\"," + app2 + "\n",
+			wantLine: 2,
+			wantProblem: "a quoted value starts on line 2 and ends on line 3, and line 3 inside it has a GUID at the position of " +
+				"the device id column (2)"},
+		{name: "notes in the first column",
+			content: "Notes,Device ID,App ID\n" +
+				"\"Lobby kiosk," + dev1 + "," + app1 + "\n" +
+				"screen 12.9\"," + dev2 + "," + app2 + "\n",
+			wantLine:    2,
+			wantProblem: "the part of line 2 after the opening quote has GUIDs at the positions of the app id and device id columns (3 and 2)"},
+		{name: "inner line with only an app id",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"moved from\n" + app2 + ",to,here\"\n" + app1 + "," + dev2 + ",x\n",
+			wantLine: 2, wantProblem: "line 3 inside it has a GUID at the position of the app id column (1)"},
+		{name: "note with old ids in the id positions",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"old ids:\nold-ipad," + app2 + "," + dev2 + "\"\n" + app1 + "," + dev2 + ",x\n",
+			wantLine: 2, wantProblem: "line 3 inside it has a GUID at the position of the device id column (2)"},
+		{name: "id cell with a GUID before a line break",
+			content:  "appId,deviceId,note\n" + app1 + ",\"" + dev1 + "\nx\",n\n" + app1 + "," + dev2 + ",x\n",
+			wantLine: 2, wantProblem: "the part of line 2 after the opening quote has a GUID at the position of the device id column (2)"},
 		{name: "device id cell closed on a later line",
 			content:  "appId,deviceId\n" + app1 + ",\"" + dev1 + "\n" + app1 + "," + dev2 + "\n" + app1 + "," + dev3 + "\"\n" + app2 + "," + dev1 + "\n",
-			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and line 3 inside it has an app id and a device id"},
+			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and the part of line 2 after the opening quote has a GUID"},
 		{name: "only the last line inside the value has ids",
 			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"a\nb\n" + app2 + "," + dev2 + ",c\"\n",
-			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and line 4 inside it has an app id and a device id"},
+			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 4, and line 4 inside it has GUIDs"},
 		{name: "semicolons, CRLF and a sep line",
 			content: "sep=;\r\nappId;deviceId;note\r\n" + app1 + ";" + dev1 + ";\"open\r\n" + app1 + ";" + dev2 + ";\r\n" +
 				app1 + ";" + dev3 + ";closed\"\r\n",
-			wantLine: 3, wantProblem: "a quoted value starts on line 3 and ends on line 5, and line 4 inside it has an app id and a device id"},
+			wantLine: 3, wantProblem: "a quoted value starts on line 3 and ends on line 5, and line 4 inside it has GUIDs"},
+		{name: "multi-byte delimiter",
+			content:  "sep=§\nappId§deviceId§note\n" + app1 + "§" + dev1 + "§\"x\nsee§" + dev2 + "\"\n",
+			wantLine: 3, wantProblem: "line 4 inside it has a GUID at the position of the device id column (2)"},
 		{name: "ids in braces and upper case",
 			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"x\n" + " {" + strings.ToUpper(app2) + "} ,{" + dev2 + "},y\nz\"\n",
-			wantLine: 2, wantProblem: "line 3 inside it has an app id and a device id"},
+			wantLine: 2, wantProblem: "line 3 inside it has GUIDs"},
 		{name: "value that starts after earlier rows",
 			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",ok\n" + app1 + "," + dev2 + ",ok\n" + app1 + "," + dev3 + ",\"x\n" + app2 + "," + dev1 + ",\"\n",
 			wantRows: 2, wantLine: 4, wantProblem: "a quoted value starts on line 4 and ends on line 5"},
+		{name: "second multi-line value of a record",
+			content:  "appId,deviceId,a,b\n" + app1 + "," + dev1 + ",\"one\ntwo\",\"three\nfour," + app2 + "\"\n",
+			wantLine: 3, wantProblem: "a quoted value starts on line 3 and ends on line 4, and line 4 inside it has a GUID at the position of the device id column (2)"},
 		{name: "header cell",
 			content:  "appId,deviceId,\"note\n" + app1 + "," + dev1 + ",x\n" + app1 + "," + dev2 + ",y\"\n" + app2 + "," + dev2 + ",z\n",
-			wantLine: 1, wantProblem: "a quoted value starts on line 1 and ends on line 3, and line 2 inside it has an app id and a device id"},
+			wantLine: 1, wantProblem: "a quoted value starts on line 1 and ends on line 3, and line 2 inside it has GUIDs"},
 		{name: "UTF-16 with tabs",
 			content:  utf16LE("appId\tdeviceId\tnote\r\n" + app1 + "\t" + dev1 + "\t\"x\r\n" + app2 + "\t" + dev2 + "\ty\"\r\n"),
 			wantLine: 2, wantProblem: "a quoted value starts on line 2 and ends on line 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, tt.wantProblem, "close the quote on line")
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, tt.wantProblem, swallowedFix(tt.wantLine))
 		})
 	}
 }
 
 func TestInputMultiLineValues(t *testing.T) {
-	// Line breaks in a quoted value are data unless a line inside the value has both ids.
+	// Line breaks in a quoted value are data unless a line inside the value has a GUID at the position of
+	// an id column.
 	tests := []struct {
 		name     string
 		content  string
@@ -980,21 +1062,32 @@ func TestInputMultiLineValues(t *testing.T) {
 			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 6, app1, dev2)},
 		},
 		{
-			name:     "line inside the value with only an app id",
-			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"moved from\n" + app2 + ",to,here\"\n" + app1 + "," + dev2 + ",x\n",
+			name:     "GUIDs outside the id positions",
+			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"old ids:\nx,y," + app2 + "\"\n" + app1 + "," + dev2 + ",x\n",
 			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app1, dev2)},
 		},
 		{
-			name:     "line inside the value with ids in other columns",
-			content:  "appId,deviceId,note\n" + app1 + "," + dev1 + ",\"old ids:\nx," + app2 + "," + dev2 + "\"\n" + app1 + "," + dev2 + ",x\n",
+			name:     "first line with a GUID after the id columns",
+			content:  "appId,deviceId,note,extra\n" + app1 + "," + dev1 + ",\"see " + app2 + ", " + dev2 + "\nbelow\",x\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name: "notes in the first column without ids",
+			content: "Notes,Device ID,App ID\n\"Lobby kiosk, floor 2\nmoved, 2024\"," + dev1 + "," + app1 + "\n" +
+				"\"one\n\ntwo\"," + dev2 + "," + app1 + "\n",
 			wantRows: []Row{validRow(1, 2, app1, dev1), validRow(2, 4, app1, dev2)},
 		},
 		{
-			name:    "id cell with a line break and no ids after it",
-			content: "appId,deviceId,note\n" + app1 + ",\"" + dev1 + "\nx\",n\n" + app1 + "," + dev2 + ",x\n",
+			name:     "note before the app id without ids",
+			content:  "Device name,Device ID,Notes,App ID\niPad-1," + dev1 + ",\"Lobby kiosk,\nscreen 12.9\"\"\"," + app1 + "\n",
+			wantRows: []Row{validRow(1, 2, app1, dev1)},
+		},
+		{
+			name:    "id cell with a line break and no GUID",
+			content: "appId,deviceId,note\n" + app1 + ",\"iPad\nx\",n\n" + app1 + "," + dev2 + ",x\n",
 			wantRows: []Row{
-				{Index: 1, Line: 2, AppID: app1, DeviceID: dev1 + " x",
-					Invalid: `device id "` + dev1 + `\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
+				{Index: 1, Line: 2, AppID: app1, DeviceID: "iPad x",
+					Invalid: `device id "iPad\nx" is not a GUID (8-4-4-4-12 hex digits) (the record spans lines 2-3, so a quote may be unbalanced)`},
 				validRow(2, 4, app1, dev2),
 			},
 		},
@@ -1030,7 +1123,7 @@ func TestInputLoneCarriageReturn(t *testing.T) {
 		{name: "in an unquoted value", content: "appId,deviceId,name\n" + row + ",iPad\rAnn\n", wantLine: 2},
 		{name: "at the start of a line", content: "appId,deviceId\n\r" + row + "\n", wantLine: 2},
 		{name: "after a closing quote", content: "appId,deviceId,name\n" + row + ",\"iPad\"\r" + row + ",x\n", wantLine: 2},
-		{name: "before CR LF", content: "appId,deviceId\n" + row + "\r\r\n", wantLine: 2},
+		{name: "two CRs before text", content: "appId,deviceId\n" + row + "\r\r" + row + "\n", wantLine: 2},
 		{name: "after a bare quote", content: "appId,deviceId,name\n" + row + ",10\" iPad\r" + row + ",x\n", wantLine: 2},
 		{name: "after a multi-line value",
 			content:  "appId,deviceId,name\n" + row + ",\"a\nb\"\r" + app1 + "," + dev2 + ",x\n",
@@ -1049,6 +1142,33 @@ func TestInputLoneCarriageReturn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			problem := fmt.Sprintf("line %d has a carriage return without a line feed (a classic Mac OS line ending) outside a quoted value, "+
 				"so the lines on both sides of it would be read as one row", tt.wantLine)
+			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, problem, fix)
+		})
+	}
+}
+
+func TestInputCRCRLF(t *testing.T) {
+	const fix = `save the file with CR LF or LF line endings, for example from Excel as "CSV UTF-8", ` +
+		`or in Python by opening the output file with newline='' before csv.writer writes to it`
+	row := app1 + "," + dev1
+	tests := []struct {
+		name     string
+		content  string
+		wantRows int
+		wantLine int
+	}{
+		{name: "Python csv module on Windows", content: "appId,deviceId\r\r\n" + row + "\r\r\n" + app1 + "," + dev2 + "\r\r\n", wantLine: 1},
+		{name: "after rows with LF", content: "appId,deviceId\n" + row + "\n" + app1 + "," + dev2 + "\r\r\n", wantRows: 1, wantLine: 3},
+		{name: "after a closing quote", content: "appId,deviceId\r\n\"" + app1 + "\",\"" + dev1 + "\"\r\r\n", wantLine: 2},
+		{name: "after a multi-line value", content: "appId,deviceId,note\r\n" + row + ",\"a\r\nb\"\r\r\n", wantLine: 3},
+		{name: "sep line", content: "sep=;\r\r\nappId;deviceId\r\r\n", wantLine: 1},
+		{name: "#TYPE line", content: "#TYPE System.Management.Automation.PSCustomObject\r\r\n\"appId\",\"deviceId\"\r\r\n", wantLine: 1},
+		{name: "UTF-16", content: utf16LE("appId\tdeviceId\r\r\n" + app1 + "\t" + dev1 + "\r\r\n"), wantLine: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problem := fmt.Sprintf("line %d ends with CR CR LF, the line ending that Python's csv module writes on Windows "+
+				"to a file opened without newline='', so the last value of every row would end with a stray carriage return", tt.wantLine)
 			checkFatal(t, writeInput(t, tt.content), tt.wantRows, tt.wantLine, problem, fix)
 		})
 	}
@@ -1454,6 +1574,10 @@ func TestOpenInputSymlink(t *testing.T) {
 func TestInputMisleadingFormats(t *testing.T) {
 	// Each file has bytes that a later check would misread, such as the CR NUL LF NUL line ending of
 	// UTF-16, so the message must name the first problem.
+	const (
+		zipProblem = "is a ZIP archive (an Excel workbook, an OpenDocument sheet, or a downloaded report that needs unzipping), not a CSV file"
+		zipFix     = "unzip it or in Excel use File > Save As > CSV UTF-8"
+	)
 	tests := []struct {
 		name        string
 		content     string
@@ -1474,9 +1598,13 @@ func TestInputMisleadingFormats(t *testing.T) {
 		{name: "CR-only with a sep line", content: "sep=,\rappId,deviceId\r" + app1 + "," + dev1 + "\r",
 			wantLine: 1, wantProblem: "line 1 has a carriage return without a line feed", wantFix: "save the file with CR LF or LF line endings"},
 		{name: "Excel workbook", content: "PK\x03\x04\x14\x00\x00\x00\x08\x00[Content_Types].xml",
-			wantProblem: "is an Excel workbook, not a CSV file", wantFix: "in Excel use File > Save As > CSV UTF-8"},
-		{name: "empty zip archive signature only", content: "PK\x03\x04",
-			wantProblem: "is an Excel workbook, not a CSV file", wantFix: "in Excel use File > Save As > CSV UTF-8"},
+			wantProblem: zipProblem, wantFix: zipFix},
+		{name: "OpenDocument sheet", content: "PK\x03\x04\x14\x00\x00\x08\x00\x00mimetypeapplication/vnd.oasis.opendocument.spreadsheet",
+			wantProblem: zipProblem, wantFix: zipFix},
+		{name: "zip archive signature only", content: "PK\x03\x04",
+			wantProblem: zipProblem, wantFix: zipFix},
+		{name: "empty zip archive", content: "PK\x05\x06" + strings.Repeat("\x00", 18),
+			wantProblem: zipProblem, wantFix: zipFix},
 		{name: "sep line after a #TYPE line without a delimiter", content: "#TYPE T\nsep=\nappId,deviceId\n",
 			wantLine: 2, wantProblem: `the line after the #TYPE line "sep=\n" starts like an Excel sep= line but does not name one delimiter`,
 			wantFix: "write it as sep=;"},
@@ -1581,6 +1709,24 @@ func TestInputTrailingEmptyCells(t *testing.T) {
 			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1, Invalid: "has 2 fields, but the header has 3"}},
 		{name: "empty cells after an invalid id", header: "appId,deviceId", line: "x," + dev1 + ",",
 			want: Row{Index: 1, Line: 2, AppID: "x", DeviceID: dev1, Invalid: `app id "x" is not a GUID (8-4-4-4-12 hex digits)`}},
+		{name: "header ends with a delimiter", header: "appId,deviceId,", line: app1 + "," + dev1,
+			want: validRow(1, 2, app1, dev1)},
+		{name: "header and row end with a delimiter", header: "appId,deviceId,", line: app1 + "," + dev1 + ",",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "header ends with blank cells", header: "appId,deviceId,, ,\"\"", line: app1 + "," + dev1 + ",,",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "header ends with a semicolon", header: "deviceId;appId;notify;", line: dev1 + ";" + app1 + ";no",
+			want: validRow(1, 2, app1, dev1)},
+		{name: "value under an empty header cell", header: "appId,deviceId,", line: app1 + "," + dev1 + ",x",
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: `has 3 fields, but the header names 2 columns (the empty cells at its end do not count); put a value that contains ',' in quotes`}},
+		{name: "fewer cells than the named columns", header: "appId,deviceId,name,", line: app1 + "," + dev1,
+			want: Row{Index: 1, Line: 2, AppID: app1, DeviceID: dev1,
+				Invalid: "has 2 fields, but the header names 3 columns (the empty cells at its end do not count)"}},
+		{name: "empty header cell in the middle", header: "appId,,deviceId", line: app1 + "," + dev1,
+			want: Row{Index: 1, Line: 2, AppID: app1, Invalid: "has 2 fields, but the header has 3"}},
+		{name: "value under an empty header cell in the middle", header: "appId,,deviceId", line: app1 + ",x," + dev1,
+			want: validRow(1, 2, app1, dev1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1595,10 +1741,57 @@ func TestInputTrailingEmptyCells(t *testing.T) {
 	}
 }
 
+func TestInputRowsWithoutControlCharacters(t *testing.T) {
+	// NUL and other control characters in a cell must not reach a report through a row.
+	content := "appId,deviceId,name,notify\n" +
+		"\"a\x00b\"," + dev1 + ",x,\n" + // 2: NUL in an invalid id
+		app1 + ",\"\x01\x1f\x7f\u0085\u2028\t\",x,\n" + // 3: C0, DEL, C1, a line separator and a tab
+		app1 + ",d\x00," + dev1 + ",x,y\n" + // 4: wrong field count
+		app1 + ",d\x00,10\" iPad,\n" + // 5: quote error
+		app1 + "," + dev1 + ",\x00iPad\x1b[31m,\n" + // 6: control characters in an ignored column
+		app1 + "," + dev1 + ",x,\x00yes\n" // 7: invalid notify value
+	rows, err := readInput(t, writeInput(t, content), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := []struct{ appID, deviceID string }{
+		{"a b", dev1},
+		{app1, "      "},
+		{app1, "d "},
+		{app1, "d "},
+		{app1, dev1},
+		{app1, dev1},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(want))
+	}
+	for i, row := range rows {
+		if row.AppID != want[i].appID || row.DeviceID != want[i].deviceID {
+			t.Errorf("row %d: ids %q, %q, want %q, %q", row.Index, row.AppID, row.DeviceID, want[i].appID, want[i].deviceID)
+		}
+		if wantValid := row.Index == 5; (row.Invalid == "") != wantValid {
+			t.Errorf("row %d: Invalid = %q, want it empty only for row 5", row.Index, row.Invalid)
+		}
+		for name, value := range map[string]string{"AppID": row.AppID, "DeviceID": row.DeviceID, "Invalid": row.Invalid} {
+			if i := strings.IndexFunc(value, isReportBreaking); i >= 0 {
+				t.Errorf("row %d: %s = %q has the control character %q at byte %d, want none", row.Index, name, value, value[i:i+1], i)
+			}
+		}
+	}
+}
+
+// isReportBreaking reports whether r is a control character or a Unicode line or paragraph separator,
+// which Row fields must not contain.
+func isReportBreaking(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+}
+
 // FuzzInput feeds arbitrary bytes to the reader. It checks that nothing panics, that Index counts up
-// from 1 and Line goes up, that every row is either valid with normalised GUIDs or has a one-line
-// reason and ids fit for a report, and that ScanInput agrees with OpenInput and Next and hashes the
-// whole content.
+// from 1 and Line goes up, and that every row is either valid with normalised GUIDs or has a one-line
+// reason and ids fit for a report. No row field may have a control character. Reading one byte at a
+// time must give the same rows and error, and ScanInput must agree with OpenInput and Next and hash
+// the whole content.
 func FuzzInput(f *testing.F) {
 	row := app1 + "," + dev1 + "\n"
 	seeds := []string{
@@ -1634,6 +1827,19 @@ func FuzzInput(f *testing.F) {
 		"PK\x03\x04\x14\x00",
 		utf16LE("appId\tdeviceId\r\n" + app1 + "\t" + dev1 + "\r\n")[2:],
 		"appId,deviceId,name\n\"" + strings.Repeat("é\n", 80) + "\"," + strings.Repeat("d", 150) + ",x,y\n",
+		"Device name,Device ID,Notes,App ID\niPad-1," + dev1 + ",\"Lobby kiosk," + app1 + "\niPad-2," + dev2 + ",screen 12.9\"," + app2 + "\n",
+		"Device name,Device ID,Notes,App ID\niPad-1," + dev1 + ",\"Lobby kiosk\niPad-2," + dev2 + ",screen 12.9\"," + app2 + "\n",
+		"Notes,Device ID,App ID\n\"Lobby kiosk," + dev1 + "," + app1 + "\nscreen 12.9\"," + dev2 + "," + app2 + "\n",
+		"appId,deviceId,note\n" + app1 + "," + dev1 + ",\"old ids:\nold-ipad," + app2 + "," + dev2 + "\"\n",
+		"appId,deviceId,note\n" + app1 + ",\"" + dev1 + "\nx\",n\n" + app1 + "," + dev1 + ",\"a\nx,y," + app2 + "\"\n",
+		"sep=§\nappId§deviceId§note\n" + app1 + "§" + dev1 + "§\"x\nsee§" + dev2 + "\"\n",
+		"appId,deviceId\r\r\n" + app1 + "," + dev1 + "\r\r\n",
+		"sep=;\r\r\nappId;deviceId\r\r\n",
+		"appId,deviceId\n" + row + app1 + "," + dev2 + "\r\r" + row,
+		"appId,deviceId,\n" + row + app1 + "," + dev2 + ",\n" + app1 + "," + dev3 + ",x\n",
+		"appId,,deviceId, ,\n" + app1 + ",," + dev1 + "\n",
+		"PK\x05\x06" + strings.Repeat("\x00", 18),
+		"appId,deviceId,name,notify\n\"a\x00b\"," + dev1 + ",\x1b[31m,\x00yes\n" + app1 + ",\"\x01\x7f\u0085\u2028\t\",x,\n",
 	}
 	for _, seed := range seeds {
 		f.Add([]byte(seed))
@@ -1665,6 +1871,11 @@ func FuzzInput(f *testing.F) {
 					t.Fatalf("row %d: id %q, want at most %d characters of valid UTF-8 on one line", row.Index, id, maxReportCellChars+1)
 				}
 			}
+			for _, field := range []string{row.AppID, row.DeviceID, row.Invalid} {
+				if strings.ContainsFunc(field, isReportBreaking) {
+					t.Fatalf("row %d: field %q has a control character, want none", row.Index, field)
+				}
+			}
 		}
 		if readErr != nil {
 			var inputErr *InputError
@@ -1675,9 +1886,14 @@ func FuzzInput(f *testing.F) {
 			if inputErr.Err != nil {
 				t.Fatalf("error = %v, want no underlying read error", readErr)
 			}
-			if msg := readErr.Error(); strings.ContainsAny(msg, "\r\n") || !utf8.ValidString(msg) {
-				t.Fatalf("Error() = %q, want valid UTF-8 on one line", msg)
+			if msg := readErr.Error(); strings.ContainsAny(msg, "\r\n") || !utf8.ValidString(msg) || strings.ContainsFunc(msg, isReportBreaking) {
+				t.Fatalf("Error() = %q, want valid UTF-8 on one line without control characters", msg)
 			}
+		}
+
+		oneByteRows, oneByteErr := readInputOneByte(t, path, content)
+		if !slices.Equal(oneByteRows, rows) || fmt.Sprint(oneByteErr) != fmt.Sprint(readErr) {
+			t.Fatalf("read one byte at a time: %d rows and error %v, want %d rows and error %v", len(oneByteRows), oneByteErr, len(rows), readErr)
 		}
 
 		summary, scanErr := ScanInput(path)
@@ -1688,12 +1904,25 @@ func FuzzInput(f *testing.F) {
 			t.Fatalf("Next error = %v, ScanInput error = %v", readErr, scanErr)
 		case readErr == nil && summary.Rows != len(rows):
 			t.Fatalf("ScanInput counted %d rows, Next returned %d", summary.Rows, len(rows))
+		case readErr == nil && summary.Invalid != countInvalid(rows):
+			t.Fatalf("ScanInput counted %d invalid rows, Next returned %d", summary.Invalid, countInvalid(rows))
 		case readErr == nil && summary.Size != int64(len(content)):
 			t.Fatalf("ScanInput Size = %d, want %d", summary.Size, len(content))
 		case readErr == nil && summary.SHA256 != fmt.Sprintf("%x", sha256.Sum256(content)):
 			t.Fatalf("ScanInput SHA256 = %s, want the hash of the content", summary.SHA256)
 		}
 	})
+}
+
+// countInvalid returns the number of rows with a reason in Invalid.
+func countInvalid(rows []Row) int {
+	n := 0
+	for _, row := range rows {
+		if row.Invalid != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func isNormalisedGUID(s string) bool {
