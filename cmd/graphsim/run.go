@@ -51,7 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	opts.Logger.Info("graphsim started", "url", server.URL(), "write_limit", opts.WriteLimit,
 		"write_window", opts.WriteWindow, "retry_after", opts.RetryAfter, "fault_rate", opts.FaultRate,
-		"reset_rate", opts.ResetRate, "forms", opts.Forms, "open", opts.Open)
+		"reset_rate", opts.ResetRate, "latency_min", opts.LatencyMin, "latency_max", opts.LatencyMax,
+		"process_before_latency", opts.ProcessBeforeLatency, "forms", opts.Forms, "open", opts.Open)
 	<-ctx.Done()
 
 	stats := server.Stats()
@@ -87,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, erro
 	fs.Float64Var(&opts.ResetRate, "reset-rate", opts.ResetRate, "share of Graph requests, 0 to 1, whose connection is dropped")
 	fs.DurationVar(&opts.LatencyMin, "latency-min", opts.LatencyMin, "minimum delay before each Graph response")
 	fs.DurationVar(&opts.LatencyMax, "latency-max", opts.LatencyMax, "maximum delay before each Graph response")
+	fs.BoolVar(&opts.ProcessBeforeLatency, "process-before-latency", false,
+		"apply each revoke before the delay instead of after it, so that a client that goes away during the delay, as one killed, still has its revoke take effect")
 	forms := fs.String("forms", graphsim.FormBoth.String(), "accepted URL `forms` of revokeDeviceLicense: cast, uncast, both or none")
 	fs.BoolVar(&opts.Open, "open", opts.Open, "accept every app and device id except those that start with 00000000-")
 	fs.BoolVar(&opts.Forbidden, "forbidden", false, "respond with 403 to every revoke, as for an app without DeviceManagementApps.ReadWrite.All")

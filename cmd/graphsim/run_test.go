@@ -76,6 +76,27 @@ func TestRunRejectsFlags(t *testing.T) {
 	}
 }
 
+func TestParseFlagsProcessBeforeLatency(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{args: nil, want: false},
+		{args: []string{"--process-before-latency"}, want: true},
+		{args: []string{"-process-before-latency=false"}, want: false},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		opts, _, err := parseFlags(tt.args, &stderr)
+		if err != nil {
+			t.Fatalf("parseFlags(%q): %v; output %s", tt.args, err, stderr.String())
+		}
+		if opts.ProcessBeforeLatency != tt.want {
+			t.Errorf("parseFlags(%q).ProcessBeforeLatency = %v, want %v", tt.args, opts.ProcessBeforeLatency, tt.want)
+		}
+	}
+}
+
 func TestRunRejectsPublicAddress(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"--addr", "0.0.0.0:8443"}, environment(map[string]string{secretVariable: testSecret}), &stdout, &stderr)
@@ -95,7 +116,8 @@ func TestRunServes(t *testing.T) {
 	var stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		args := []string{"--addr", "127.0.0.1:0", "--cert-out", certFile, "--latency-min", "0", "--latency-max", "0", "--fault-rate", "0"}
+		args := []string{"--addr", "127.0.0.1:0", "--cert-out", certFile, "--latency-min", "0", "--latency-max", "0", "--fault-rate", "0",
+			"--process-before-latency"}
 		done <- run(ctx, args, environment(map[string]string{secretVariable: testSecret}), stdoutWriter, &stderr)
 		stdoutWriter.Close()
 	}()
@@ -164,6 +186,9 @@ func TestRunServes(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), testSecret) {
 		t.Errorf("log contains the client secret")
+	}
+	if !strings.Contains(stderr.String(), "process_before_latency=true") {
+		t.Errorf("log = %q, want the start record to show process_before_latency=true", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "graphsim stopped") {
 		t.Errorf("log = %q, want a stop record", stderr.String())

@@ -1,9 +1,11 @@
 package graphsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"strings"
@@ -40,34 +42,65 @@ type graphError struct {
 	} `json:"error"`
 }
 
-// graphReply is the state of one Graph response: the writer, the request and the ids that every
-// response carries.
+// graphReply is the state of one Graph response: the writer, the request, the ids that every
+// response carries, and what the checks decided.
 type graphReply struct {
-	w               http.ResponseWriter
+	w               http.ResponseWriter // the connection's writer, or a deferredResponse
 	r               *http.Request
 	requestID       string
 	clientRequestID string
+	deferred        bool   // w is a deferredResponse, which serveGraph writes to the connection after the latency
+	status          int    // status of the response, once decided
+	code            string // Graph error code of the response, or "" for 204
+	drop            bool   // the connection is to be dropped without a response
 }
 
 // serveGraph serves a request under /beta. The checks run in this order: outage, token, path,
-// method, permission, throttling, injected faults, body, app id, and then the catalogue.
+// method, permission, throttling, injected faults, body, app id, and then the catalogue. The latency
+// comes before the checks, or after them and before the response when ProcessBeforeLatency is set.
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	route := parseGraphPath(r.URL.Path)
 	s.receiveGraph(r, route)
 	defer s.finishGraph()
 
-	if !sleep(r.Context(), s.drawLatency()) {
-		s.mu.Lock()
-		s.stats.Canceled++
-		s.mu.Unlock()
+	latency, processFirst := s.drawLatency()
+	if !processFirst {
+		if !s.waitLatency(r, latency, nil) {
+			return
+		}
+		reply := newGraphReply(w, r, false)
+		s.process(reply, route)
+		if reply.drop {
+			s.dropConnection(reply)
+		}
 		return
 	}
 
-	reply := &graphReply{w: w, r: r, requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id")}
+	// The response waits in memory until the latency has passed, so a client that goes away during it
+	// gets no response, although its request has taken effect.
+	deferred := &deferredResponse{header: http.Header{}}
+	reply := newGraphReply(deferred, r, true)
+	s.process(reply, route)
+	if !s.waitLatency(r, latency, reply) {
+		return
+	}
+	if reply.drop {
+		s.dropConnection(reply)
+	}
+	deferred.writeTo(w)
+	s.finishReply(reply)
+}
+
+func newGraphReply(w http.ResponseWriter, r *http.Request, deferred bool) *graphReply {
+	reply := &graphReply{w: w, r: r, requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id"), deferred: deferred}
 	if reply.clientRequestID == "" {
 		reply.clientRequestID = reply.requestID
 	}
+	return reply
+}
 
+// process runs the checks and the revoke, and responds to reply or marks it to be dropped.
+func (s *Server) process(reply *graphReply, route graphRoute) {
 	if s.inOutage() {
 		s.replyError(reply, http.StatusServiceUnavailable, "ServiceUnavailable",
 			"The service is temporarily unavailable. Try again later.")
@@ -100,6 +133,30 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.revoke(reply, newPair(route.appID, deviceID))
+}
+
+// waitLatency waits for latency and reports whether the client is still there. Otherwise it counts
+// the request as canceled. reply is the response that was decided before the wait, or nil.
+func (s *Server) waitLatency(r *http.Request, latency time.Duration, reply *graphReply) bool {
+	if sleep(r.Context(), latency) {
+		return true
+	}
+	s.mu.Lock()
+	s.stats.Canceled++
+	s.mu.Unlock()
+	if reply != nil {
+		s.logger.Debug("graphsim processed a request whose client went away before the response",
+			"method", r.Method, "path", r.URL.Path, "status", reply.status, "request_id", reply.requestID,
+			"client_request_id", reply.clientRequestID)
+	}
+	return false
+}
+
+// dropConnection ends the request without a response. The server closes an HTTP/1.1 connection, or
+// resets an HTTP/2 stream.
+func (s *Server) dropConnection(reply *graphReply) {
+	s.logger.Debug("graphsim dropped a connection", "request_id", reply.requestID)
+	panic(http.ErrAbortHandler)
 }
 
 // receiveGraph counts what arrived, before any delay or check.
@@ -141,14 +198,15 @@ func (s *Server) finishGraph() {
 	s.inFlight--
 }
 
-func (s *Server) drawLatency() time.Duration {
+// drawLatency returns the delay of one response and the current ProcessBeforeLatency.
+func (s *Server) drawLatency() (latency time.Duration, processFirst bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	spread := s.opts.LatencyMax - s.opts.LatencyMin
-	if spread <= 0 {
-		return s.opts.LatencyMin
+	latency = s.opts.LatencyMin
+	if spread := s.opts.LatencyMax - s.opts.LatencyMin; spread > 0 {
+		latency += time.Duration(s.rng.Int64N(int64(spread) + 1))
 	}
-	return s.opts.LatencyMin + time.Duration(s.rng.Int64N(int64(spread)+1))
+	return latency, s.opts.ProcessBeforeLatency
 }
 
 func (s *Server) inOutage() bool {
@@ -265,7 +323,7 @@ func (s *Server) checkThrottle(reply *graphReply, clientID string) bool {
 	return false
 }
 
-// checkFault draws whether to drop the connection, which does not return, or to respond with 5xx.
+// checkFault draws whether to drop the connection, which it marks on reply, or to respond with 5xx.
 func (s *Server) checkFault(reply *graphReply) bool {
 	s.mu.Lock()
 	draw := s.rng.Float64()
@@ -281,9 +339,8 @@ func (s *Server) checkFault(reply *graphReply) bool {
 	s.mu.Unlock()
 
 	if reset {
-		s.logger.Debug("graphsim dropped a connection", "request_id", reply.requestID)
-		// The server closes an HTTP/1.1 connection, or resets an HTTP/2 stream, without a response.
-		panic(http.ErrAbortHandler)
+		reply.drop = true
+		return false
 	}
 	if !fault {
 		return true
@@ -360,28 +417,41 @@ func (s *Server) revoke(reply *graphReply, pair Pair) {
 	}
 }
 
-// setHeaders sets the headers of every Graph response and counts the status.
+// setHeaders sets the headers of every Graph response and records the status on reply.
 func (s *Server) setHeaders(reply *graphReply, status int) {
 	h := reply.w.Header()
 	h.Set("request-id", reply.requestID)
 	h.Set("client-request-id", reply.clientRequestID)
 	h.Set("x-ms-ags-diagnostic", diagnosticHeader)
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	reply.status = status
+}
 
+// finishReply counts the status of a response that has been written and logs it.
+func (s *Server) finishReply(reply *graphReply) {
 	s.mu.Lock()
-	s.stats.ByStatus[status]++
+	s.stats.ByStatus[reply.status]++
 	s.mu.Unlock()
+
+	args := []any{"method", reply.r.Method, "path", reply.r.URL.Path, "status", reply.status}
+	if reply.code != "" {
+		args = append(args, "code", reply.code)
+	}
+	args = append(args, "request_id", reply.requestID, "client_request_id", reply.clientRequestID)
+	s.logger.Debug("graphsim responded", args...)
 }
 
 func (s *Server) replyNoContent(reply *graphReply) {
 	s.setHeaders(reply, http.StatusNoContent)
 	reply.w.WriteHeader(http.StatusNoContent)
-	s.logger.Debug("graphsim responded", "method", reply.r.Method, "path", reply.r.URL.Path,
-		"status", http.StatusNoContent, "request_id", reply.requestID, "client_request_id", reply.clientRequestID)
+	if !reply.deferred {
+		s.finishReply(reply)
+	}
 }
 
 func (s *Server) replyError(reply *graphReply, status int, code, message string) {
 	s.setHeaders(reply, status)
+	reply.code = code
 
 	var body graphError
 	body.Error.Code = code
@@ -395,7 +465,35 @@ func (s *Server) replyError(reply *graphReply, status int, code, message string)
 	h.Set("Cache-Control", "no-cache")
 	reply.w.WriteHeader(status)
 	json.NewEncoder(reply.w).Encode(body)
+	if !reply.deferred {
+		s.finishReply(reply)
+	}
+}
 
-	s.logger.Debug("graphsim responded", "method", reply.r.Method, "path", reply.r.URL.Path,
-		"status", status, "code", code, "request_id", reply.requestID, "client_request_id", reply.clientRequestID)
+// deferredResponse is a response recorded in memory, which serveGraph writes to the connection after
+// the latency when ProcessBeforeLatency is set.
+type deferredResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *deferredResponse) Header() http.Header { return h.header }
+
+func (h *deferredResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *deferredResponse) Write(p []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return h.body.Write(p)
+}
+
+// writeTo writes the recorded response to w.
+func (h *deferredResponse) writeTo(w http.ResponseWriter) {
+	maps.Copy(w.Header(), h.header)
+	w.WriteHeader(h.status)
+	w.Write(h.body.Bytes())
 }

@@ -94,6 +94,14 @@ func (s *Server) SetLatency(minimum, maximum time.Duration) error {
 	return nil
 }
 
+// SetProcessBeforeLatency turns Options.ProcessBeforeLatency on or off for requests received from now
+// on.
+func (s *Server) SetProcessBeforeLatency(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.ProcessBeforeLatency = on
+}
+
 // SetOutage starts (true) or stops (false) an outage now. Outage windows from Options still apply
 // while it is stopped.
 func (s *Server) SetOutage(on bool) {

@@ -164,6 +164,14 @@ type Options struct {
 	// LatencyMax means LatencyMin.
 	LatencyMin time.Duration
 	LatencyMax time.Duration
+	// ProcessBeforeLatency moves the latency from before the processing of a request to after it.
+	// The server then decides the response, outage, throttling and faults included, applies and
+	// counts the revoke, waits the latency, and writes the response only if the client is still
+	// there. So the revoke of a client that goes away during the latency, as one killed with
+	// requests in flight, takes effect all the same. Such a request counts in Stats.Canceled and
+	// also in the counter of its decision, such as RevokeCalls or Throttled. Stats.ByStatus counts
+	// only the responses written.
+	ProcessBeforeLatency bool
 
 	// Outages are the time ranges during which every Graph request gets 503.
 	Outages []Outage

@@ -56,7 +56,8 @@ type Stats struct {
 	Unauthorized    int `json:"unauthorized"`
 	Forbidden       int `json:"forbidden"`
 	// Canceled counts requests whose client went away while the response was delayed. They get no
-	// response.
+	// response. With Options.ProcessBeforeLatency they were processed before the delay, so they also
+	// count in RevokeCalls or in the counter of the response decided for them.
 	Canceled int `json:"canceled"`
 
 	// ByForm counts requests by URL form of the revoke action ("cast" or "uncast"), whether the
