@@ -187,17 +187,7 @@ func (j *job) finish(poolErr, stopCause error) error {
 // it has exactly one line per input row and its statuses add up to the ledger's counts. A mismatch
 // means the checkpoint or outcomes.csv was changed by hand.
 func (j *job) verifyOutcomes() error {
-	counts, problem, err := j.ledger.log.verify(j.identity.Rows)
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", OutcomesFile, err)
-	}
-	if problem == "" && counts != j.ledger.countsNow() {
-		problem = fmt.Sprintf("its statuses add up to %+v, but the checkpoint counts %+v", counts, j.ledger.countsNow())
-	}
-	if problem != "" {
-		return damagedOutcomes(j.cfg.outcomesPath(), problem)
-	}
-	return nil
+	return j.ledger.log.check(j.cfg.outcomesPath(), j.identity.Rows, j.ledger.countsNow())
 }
 
 // save writes the checkpoint and summary.csv, after flushing outcomes.csv so that the checkpoint

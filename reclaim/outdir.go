@@ -202,6 +202,22 @@ func lastLineEnd(file *os.File, from, size int64) (int64, error) {
 	return from, nil
 }
 
+// check returns an error unless the file has exactly one line for each row from 1 to rows and its
+// statuses add up to want. Such a mismatch comes only from editing the files by hand.
+func (l *outcomeLog) check(path string, rows int, want report.Counts) error {
+	counts, problem, err := l.verify(rows)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	if problem == "" && counts != want {
+		problem = fmt.Sprintf("its statuses add up to %+v, but the checkpoint counts %+v", counts, want)
+	}
+	if problem != "" {
+		return damagedOutcomes(path, problem)
+	}
+	return nil
+}
+
 // verify reads the whole file and returns its counts by status, and a problem unless it has exactly
 // one line for each row from 1 to rows.
 func (l *outcomeLog) verify(rows int) (report.Counts, string, error) {

@@ -3,7 +3,6 @@ package reclaim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -208,17 +207,7 @@ func verifyCompleteJob(cfg Config, cp *Checkpoint) error {
 		return damagedOutcomes(cfg.outcomesPath(), "the job is marked complete but the file cannot be read: "+err.Error())
 	}
 	defer file.Close()
-	counts, problem, err := (&outcomeLog{file: file}).verify(cp.Input.Rows)
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", OutcomesFile, err)
-	}
-	if problem == "" && counts != cp.Counts {
-		problem = fmt.Sprintf("its statuses add up to %+v, but the checkpoint counts %+v", counts, cp.Counts)
-	}
-	if problem != "" {
-		return damagedOutcomes(cfg.outcomesPath(), problem)
-	}
-	return nil
+	return (&outcomeLog{file: file}).check(cfg.outcomesPath(), cp.Input.Rows, cp.Counts)
 }
 
 // newClient returns the Graph client of a run, after getting a first token: a credential problem ends
