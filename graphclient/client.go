@@ -100,7 +100,7 @@ func New(opts Options) (*Client, error) {
 // Sent returns the number of HTTP requests sent to Graph so far, token requests not included.
 func (c *Client) Sent() int64 { return c.sent.Load() }
 
-// RejectedTokens returns the number of tokens Graph answered 401 to, each of which was replaced.
+// RejectedTokens returns the number of tokens that Graph rejected with 401, each of which was replaced.
 func (c *Client) RejectedTokens() int64 { return c.rejected.Load() }
 
 // Form returns the URL form in use.
@@ -259,7 +259,7 @@ func (c *Client) send(ctx context.Context, path, token string, body []byte) (Res
 	}, nil
 }
 
-// transportError wraps a failure to get an answer. When the caller's context ended, its error is
+// transportError wraps a failure to get a response. When the caller's context ended, its error is
 // returned instead, so a stop is not mistaken for a fault. The URL is left out of the message: it
 // is always the same action, and net/http errors would repeat it on every line.
 func (c *Client) transportError(ctx context.Context, clientRequestID string, err error) error {

@@ -256,7 +256,7 @@ func TestRevokeDeviceLicenseRefreshesRejectedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The server forgets its tokens while the credential's cache still holds one for an hour.
+	// The server expires its tokens while the credential's cache keeps one for another hour.
 	sim.ExpireTokens()
 	if _, err := client.RevokeDeviceLicense(context.Background(), vppApp, device2, false); err != nil {
 		t.Fatalf("after the server expired tokens: %v", err)

@@ -46,13 +46,13 @@ func isPublicAuthority(host string) bool {
 	if host == "" {
 		return true
 	}
-	given, err := url.Parse(host)
+	authority, err := url.Parse(host)
 	if err != nil {
 		return false
 	}
 	for _, public := range publicAuthorities {
 		known, _ := url.Parse(public)
-		if strings.EqualFold(given.Host, known.Host) {
+		if strings.EqualFold(authority.Host, known.Host) {
 			return true
 		}
 	}

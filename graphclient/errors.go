@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Class is the action a caller can take on a response from Graph.
@@ -144,7 +145,7 @@ func (e *TransportError) Retryable() bool {
 // AuthError is a failure to get a token, or a token Graph rejected even after a refresh.
 // The credential's own error is kept; azidentity's messages carry no secret.
 type AuthError struct {
-	// Rejected is the Graph answer when Graph refused a fresh token; nil when getting the token failed.
+	// Rejected is Graph's 401 response to a fresh token, or nil when getting the token failed.
 	Rejected *Error
 	Err      error
 }
@@ -164,7 +165,7 @@ func (e *AuthError) Unwrap() error {
 	return e.Err
 }
 
-// ErrForbidden is wrapped by errors for 403 answers: the app registration lacks the permission.
+// ErrForbidden is wrapped by errors for 403 responses, because the app registration lacks the permission.
 var ErrForbidden = errors.New("graph rejected the request with 403: the app registration needs the application permission DeviceManagementApps.ReadWrite.All with admin consent")
 
 // ErrUntrustedAuthority is wrapped when the token endpoint's TLS certificate is not trusted.
@@ -178,7 +179,7 @@ const (
 	maxMessageLen = 1000
 )
 
-// graphErrorBody is the JSON shape of Graph's error answers.
+// graphErrorBody is the JSON shape of Graph's error responses.
 type graphErrorBody struct {
 	Error struct {
 		Code       string `json:"code"`
@@ -247,15 +248,13 @@ func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxMessageLen {
 		cut := maxMessageLen
-		for cut > 0 && !isRuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "…"
 	}
 	return s
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // isSegmentError reports whether e is Graph's answer for a path it does not know.
 //

@@ -91,8 +91,8 @@ func (r *route) reject(f Form) routeDecision {
 		// Another worker has already switched forms while this request was on its way.
 		return retryOtherForm
 	case r.confirmed:
-		// NOTE: Graph does not document its response for an app that is not an iosVppApp; if it is this
-		// segment error, the row fails here while the form stays in use for the other rows.
+		// NOTE: Graph does not document its response for an app that is not an iosVppApp. If it is this
+		// segment error, the row fails here and the form stays in use for the other rows.
 		return rowRejected
 	}
 	r.rejected[f] = true

@@ -14,9 +14,9 @@ const (
 	// ExitRowsFailed: the job is complete and some rows are failed, not_found or invalid.
 	ExitRowsFailed = 1
 	// ExitUsage: a usage, configuration or input error, or a checkpoint that does not fit. It is found
-	// before anything is sent, except for an input that changes during the run, an action Graph lacks at
-	// either URL form, a Graph host that cannot be resolved or whose certificate is not trusted, and
-	// outcomes that do not match the checkpoint at the end of the job.
+	// before anything is sent, with four exceptions found later. These are an input that changes during
+	// the run, an action Graph lacks at either URL form, a Graph host that cannot be resolved or whose
+	// certificate is not trusted, and outcomes that do not match the checkpoint at the end of the job.
 	ExitUsage = 2
 	// ExitAuth: an authentication or permission failure. The job can be resumed once it is fixed.
 	ExitAuth = 3
@@ -57,13 +57,13 @@ func (e *StopError) Unwrap() error { return e.Err }
 
 // BusyError is a run that found another run holding its out dir or checkpoint. It changed nothing.
 type BusyError struct {
-	// What names the resource, such as "out dir reclaim-out".
-	What   string
-	Holder string
+	// Resource names what is held, such as "out dir reclaim-out".
+	Resource string
+	Holder   string
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("%s is in use by another reclaim run (%s); run again once it has ended", e.What, e.Holder)
+	return fmt.Sprintf("%s is in use by another reclaim run (%s); run again once it has ended", e.Resource, e.Holder)
 }
 
 // ExitCode returns the exit code for the error a run returned.

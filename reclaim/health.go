@@ -23,7 +23,7 @@ type health struct {
 	faults      int
 }
 
-// answered records a response that settled a row.
+// answered records that a response settled a row.
 func (h *health) answered() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

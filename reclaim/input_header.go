@@ -333,11 +333,11 @@ func (in *Input) chooseColumns(header []string) error {
 	return nil
 }
 
-func (in *Input) duplicateColumns(what string, header []string, columns []int) error {
+func (in *Input) duplicateColumns(kind string, header []string, columns []int) error {
 	first, second := columns[0], columns[1]
 	return &InputError{Path: in.path,
 		Problem: fmt.Sprintf("two %s columns: %s (column %d) and %s (column %d)",
-			what, quoteValue(header[first]), first+1, quoteValue(header[second]), second+1),
+			kind, quoteValue(header[first]), first+1, quoteValue(header[second]), second+1),
 		Fix: "delete or rename one of them"}
 }
 

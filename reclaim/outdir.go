@@ -48,11 +48,11 @@ func lockRun(cfg Config) (*runLock, error) {
 	return lock, nil
 }
 
-// take locks the file at path, which guards what, and records this process in it.
-func (l *runLock) take(path, what string) error {
+// take locks the file at path, which guards resource, and records this process in it.
+func (l *runLock) take(path, resource string) error {
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return usageErrorf("open lock file: %w; check that the folder of %s is writable", err, what)
+		return usageErrorf("open lock file: %w; check that the folder of %s is writable", err, resource)
 	}
 	locked, err := tryLock(file)
 	if err != nil {
@@ -66,7 +66,7 @@ func (l *runLock) take(path, what string) error {
 			holder = h.String()
 		}
 		file.Close()
-		return &BusyError{What: what, Holder: holder}
+		return &BusyError{Resource: resource, Holder: holder}
 	}
 
 	host, _ := os.Hostname()

@@ -12,10 +12,11 @@ import (
 	"reclaim/reclaim"
 )
 
-// BenchmarkWave100k runs a 100,000-row wave through the built binary against the simulator, with
-// Intune's sliding-window throttling scaled up 100 times (500 writes per second instead of 5), 50-150 ms
-// latency and 1% server faults, so that the wave takes minutes instead of hours. It reports the
-// achieved rate against the simulator's limit, the share of 429 answers and the binary's peak memory.
+// BenchmarkWave100k runs a 100,000-row wave through the built binary against the simulator. The
+// simulator has Intune's sliding-window throttling scaled up 100 times (500 writes per second instead
+// of 5), 50-150 ms latency and 1% server faults, so the wave takes minutes instead of hours. The
+// benchmark reports the achieved rate against that limit, the share of 429 responses and the binary's
+// peak memory.
 //
 //	go test -run '^$' -bench Wave100k -benchtime 1x ./cmd/reclaim
 func BenchmarkWave100k(b *testing.B) {

@@ -99,7 +99,7 @@ func TestWaveThrottledBelowRate(t *testing.T) {
 	for i, style := range styles {
 		t.Run(string(style), func(t *testing.T) {
 			t.Parallel()
-			// The service allows 10 writes a second; reclaim is told 40.
+			// The service allows 10 writes a second, and reclaim is set to 40.
 			sim := startSim(t, graphsim.Options{WriteLimit: 5, WriteWindow: 500 * time.Millisecond, RetryAfter: style})
 			rows := validWave(uint64(10+i), 40)
 			out := t.TempDir()
