@@ -47,26 +47,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("resolve certificate path: %w", err)
 		}
 	}
-	printConnection(stdout, server, certOut)
+	printConnection(stdout, server, certOut, opts.Open)
 
 	opts.Logger.Info("graphsim started", "url", server.URL(), "write_limit", opts.WriteLimit,
-		"write_window", opts.WriteWindow, "retry_after", opts.RetryAfter, "fault_rate", opts.FaultRate,
+		"write_window", opts.WriteWindow, "read_limit", opts.ReadLimit, "read_window", opts.ReadWindow,
+		"license_page_size", opts.LicensePageSize, "retry_after", opts.RetryAfter, "fault_rate", opts.FaultRate,
 		"reset_rate", opts.ResetRate, "latency_min", opts.LatencyMin, "latency_max", opts.LatencyMax,
 		"process_before_latency", opts.ProcessBeforeLatency, "forms", opts.Forms, "open", opts.Open)
 	<-ctx.Done()
 
 	stats := server.Stats()
-	opts.Logger.Info("graphsim stopped", "graph_requests", stats.GraphRequests, "tokens_issued", stats.TokensIssued,
-		"throttled", stats.Throttled, "licenses_removed", stats.LicensesRemoved.Total())
+	opts.Logger.Info("graphsim stopped", "graph_requests", stats.GraphRequests, "read_requests", stats.ReadRequests,
+		"tokens_issued", stats.TokensIssued, "throttled", stats.Throttled, "read_throttled", stats.ReadThrottled,
+		"license_pages", stats.LicensePages, "licenses_removed", stats.LicensesRemovedTotal)
 	return nil
 }
 
 // parseFlags returns the Options and the certificate path that args request. Defaults come from
-// graphsim.Demo, apart from the write limit, which is Intune's: 100 writes per 20 s for one app.
+// graphsim.Demo, apart from the limits, which are Intune's for one app: 100 writes and 1000
+// requests per 20 s (table "Intune applications service limits" at
+// https://learn.microsoft.com/graph/throttling-limits).
 func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, error) {
 	opts := graphsim.Demo()
 	opts.ClientSecret = ""
 	opts.WriteLimit, opts.WriteWindow = 100, 20*time.Second
+	opts.ReadLimit, opts.ReadWindow = 1000, 20*time.Second
+	opts.LicensePageSize = graphsim.DefaultLicensePageSize
 
 	fs := flag.NewFlagSet("graphsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -81,8 +87,11 @@ func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, erro
 	fs.StringVar(&opts.ClientID, "client-id", opts.ClientID, "client `id` that the token endpoint accepts")
 	fs.DurationVar(&opts.TokenLifetime, "token-lifetime", graphsim.DefaultTokenLifetime, "how long the server honours an access token")
 	fs.DurationVar(&opts.TokenExpiresIn, "token-expires-in", graphsim.DefaultTokenLifetime, "expires_in that token responses advertise")
-	fs.IntVar(&opts.WriteLimit, "write-limit", opts.WriteLimit, "writes per client in each write window; 0 turns throttling off")
-	fs.DurationVar(&opts.WriteWindow, "write-window", opts.WriteWindow, "length of the sliding throttling window")
+	fs.IntVar(&opts.WriteLimit, "write-limit", opts.WriteLimit, "writes per client in each write window; 0 turns write throttling off")
+	fs.DurationVar(&opts.WriteWindow, "write-window", opts.WriteWindow, "length of the sliding window of writes")
+	fs.IntVar(&opts.ReadLimit, "read-limit", opts.ReadLimit, "reads (GET) per client in each read window, counted apart from writes; 0 turns read throttling off")
+	fs.DurationVar(&opts.ReadWindow, "read-window", opts.ReadWindow, "length of the sliding window of reads")
+	fs.IntVar(&opts.LicensePageSize, "license-page-size", opts.LicensePageSize, "maximum entries per page of assignedLicenses")
 	retryAfter := fs.String("retry-after", string(opts.RetryAfter), "Retry-After `style` of 429 responses: seconds, decimal, date, list, none or rotate")
 	fs.Float64Var(&opts.FaultRate, "fault-rate", opts.FaultRate, "share of Graph requests, 0 to 1, that get a 500, 502, 503 or 504 response")
 	fs.Float64Var(&opts.ResetRate, "reset-rate", opts.ResetRate, "share of Graph requests, 0 to 1, whose connection is dropped")
@@ -91,8 +100,11 @@ func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, erro
 	fs.BoolVar(&opts.ProcessBeforeLatency, "process-before-latency", false,
 		"apply each revoke before the delay instead of after it, so that a client that goes away during the delay, as one killed, still has its revoke take effect")
 	forms := fs.String("forms", graphsim.FormBoth.String(), "accepted URL `forms` of revokeDeviceLicense: cast, uncast, both or none")
-	fs.BoolVar(&opts.Open, "open", opts.Open, "accept every app and device id except those that start with 00000000-")
-	fs.BoolVar(&opts.Forbidden, "forbidden", false, "respond with 403 to every revoke, as for an app without DeviceManagementApps.ReadWrite.All")
+	fs.BoolVar(&opts.Open, "open", opts.Open,
+		"accept every app and device id except those that start with 00000000-; assignedLicenses of such an app is empty, because an open catalogue cannot list its devices")
+	fs.BoolVar(&opts.Forbidden, "forbidden", false, "respond with 403 to every read and revoke, as for an app without DeviceManagementApps.ReadWrite.All")
+	fs.BoolVar(&opts.FixedSizeStats, "fixed-size-stats", false,
+		"keep no per-pair counts and no set of client-request-id values, so that the memory of the stats stays fixed in long runs")
 	fs.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of the random source for faults, resets and latency")
 	verbose := fs.Bool("v", false, "log every response")
 
@@ -128,7 +140,8 @@ func parseFlags(args []string, stderr io.Writer) (graphsim.Options, string, erro
 }
 
 // printConnection writes what a client needs to reach the server. It never prints the secret.
-func printConnection(w io.Writer, server *graphsim.Server, certPath string) {
+// open is Options.Open.
+func printConnection(w io.Writer, server *graphsim.Server, certPath string, open bool) {
 	fmt.Fprintf(w, "graphsim is serving on %s\n\n", server.URL())
 	fmt.Fprintf(w, "Graph URL:       %s\n", server.GraphURL())
 	fmt.Fprintf(w, "Authority host:  %s\n", server.AuthorityHost())
@@ -148,6 +161,13 @@ func printConnection(w io.Writer, server *graphsim.Server, certPath string) {
 	} else {
 		fmt.Fprintf(w, "  SSL_CERT_FILE=<a file with the certificate: restart with --cert-out FILE>\n")
 	}
-	fmt.Fprintf(w, "\nThen: reclaim run --graph-url %s --input FILE\n", server.GraphURL())
+	if open {
+		// The command lists no devices, so every assignedLicenses listing of the open catalogue is empty
+		// and a precheck would find no license to revoke.
+		fmt.Fprintf(w, "\nThen: reclaim run --graph-url %s --precheck=false --input FILE\n", server.GraphURL())
+		fmt.Fprintf(w, "The open catalogue cannot list license holders, so turn the precheck off against it.\n")
+	} else {
+		fmt.Fprintf(w, "\nThen: reclaim run --graph-url %s --input FILE\n", server.GraphURL())
+	}
 	fmt.Fprintf(w, "\nStop with Ctrl-C.\n")
 }

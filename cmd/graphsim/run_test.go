@@ -97,6 +97,68 @@ func TestParseFlagsProcessBeforeLatency(t *testing.T) {
 	}
 }
 
+func TestParseFlagsReadOptions(t *testing.T) {
+	tests := []struct {
+		args           []string
+		wantReadLimit  int
+		wantReadWindow time.Duration
+		wantPageSize   int
+		wantFixedSize  bool
+	}{
+		{nil, 1000, 20 * time.Second, graphsim.DefaultLicensePageSize, false},
+		{[]string{"--read-limit", "50", "--read-window", "5s", "--license-page-size", "7", "--fixed-size-stats"}, 50, 5 * time.Second, 7, true},
+		{[]string{"--read-limit", "0"}, 0, 20 * time.Second, graphsim.DefaultLicensePageSize, false},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		opts, _, err := parseFlags(tt.args, &stderr)
+		if err != nil {
+			t.Fatalf("parseFlags(%q): %v; output %s", tt.args, err, stderr.String())
+		}
+		if opts.ReadLimit != tt.wantReadLimit || opts.ReadWindow != tt.wantReadWindow {
+			t.Errorf("parseFlags(%q) read limit = %d per %v, want %d per %v", tt.args, opts.ReadLimit, opts.ReadWindow, tt.wantReadLimit, tt.wantReadWindow)
+		}
+		if opts.LicensePageSize != tt.wantPageSize {
+			t.Errorf("parseFlags(%q).LicensePageSize = %d, want %d", tt.args, opts.LicensePageSize, tt.wantPageSize)
+		}
+		if opts.FixedSizeStats != tt.wantFixedSize {
+			t.Errorf("parseFlags(%q).FixedSizeStats = %v, want %v", tt.args, opts.FixedSizeStats, tt.wantFixedSize)
+		}
+	}
+}
+
+func TestHelpListsReadFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, environment(nil), &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(--help) = %v, want flag.ErrHelp", err)
+	}
+	for _, name := range []string{"-read-limit", "-read-window", "-license-page-size", "-fixed-size-stats"} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("help does not list %s:\n%s", name, stderr.String())
+		}
+	}
+}
+
+func TestRunRejectsInvalidReadOptions(t *testing.T) {
+	tests := [][]string{
+		{"--license-page-size", "-1"},
+		{"--read-limit", "-5"},
+		{"--read-window", "-1s"},
+	}
+	// The context is done already, so that run returns at once instead of serving if it accepts
+	// the flags.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, args := range tests {
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"--addr", "127.0.0.1:0"}, args...)
+		if err := run(ctx, args, environment(map[string]string{secretVariable: testSecret}), &stdout, &stderr); err == nil {
+			t.Errorf("run(%q) succeeded, want an error", args)
+		}
+	}
+}
+
 func TestRunRejectsPublicAddress(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"--addr", "0.0.0.0:8443"}, environment(map[string]string{secretVariable: testSecret}), &stdout, &stderr)
@@ -190,7 +252,33 @@ func TestRunServes(t *testing.T) {
 	if !strings.Contains(stderr.String(), "process_before_latency=true") {
 		t.Errorf("log = %q, want the start record to show process_before_latency=true", stderr.String())
 	}
+	if !strings.Contains(stderr.String(), "read_limit=1000") || !strings.Contains(stderr.String(), "license_page_size=100") {
+		t.Errorf("log = %q, want the start record to show the read limit and the page size", stderr.String())
+	}
 	if !strings.Contains(stderr.String(), "graphsim stopped") {
 		t.Errorf("log = %q, want a stop record", stderr.String())
+	}
+}
+
+func TestPrintConnectionPrecheckHint(t *testing.T) {
+	server, err := graphsim.New(graphsim.Options{ClientSecret: testSecret})
+	if err != nil {
+		t.Fatalf("start simulator: %v", err)
+	}
+	defer server.Close()
+
+	tests := []struct {
+		open bool
+		want bool
+	}{
+		{open: true, want: true},
+		{open: false, want: false},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		printConnection(&out, server, "", tt.open)
+		if got := strings.Contains(out.String(), "--precheck=false"); got != tt.want {
+			t.Errorf("printConnection(open %v) mentions --precheck=false = %v, want %v; output:\n%s", tt.open, got, tt.want, out.String())
+		}
 	}
 }

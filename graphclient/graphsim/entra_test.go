@@ -266,6 +266,16 @@ func TestNewRejectsOptions(t *testing.T) {
 		{"rates sum above 1", Options{ClientSecret: "x", FaultRate: 0.6, ResetRate: 0.6}},
 		{"latency max below min", Options{ClientSecret: "x", LatencyMin: time.Second, LatencyMax: time.Millisecond}},
 		{"empty outage", Options{ClientSecret: "x", Outages: []Outage{{Start: time.Second, End: time.Second}}}},
+		{"negative read limit", Options{ClientSecret: "x", ReadLimit: -1}},
+		{"negative read window", Options{ClientSecret: "x", ReadWindow: -time.Second}},
+		{"negative page size", Options{ClientSecret: "x", LicensePageSize: -1}},
+		{"app id not a GUID", Options{ClientSecret: "x", Apps: map[string]App{"app-1": {VPP: true}}}},
+		{"licensed device not a GUID", Options{ClientSecret: "x", Apps: map[string]App{appVPP: {VPP: true, Licensed: []string{"device-1"}}}}},
+		{"device not a GUID", Options{ClientSecret: "x", Devices: []string{deviceOne, "{" + deviceTwo + "}"}}},
+		{"app twice in different case", Options{ClientSecret: "x", Apps: map[string]App{appVPP: {VPP: true}, strings.ToUpper(appVPP): {VPP: true}}}},
+		{"negative user licenses", Options{ClientSecret: "x", Apps: map[string]App{appVPP: {VPP: true, UserLicenses: -1}}}},
+		{"VPP app with another type", Options{ClientSecret: "x", Apps: map[string]App{appVPP: {VPP: true, ODataType: DefaultNonVPPType}}}},
+		{"non-VPP app with the VPP type", Options{ClientSecret: "x", Apps: map[string]App{appVPP: {ODataType: "#microsoft.graph.iosVppApp"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// maxBodyBytes caps the request body that the revoke action reads.
+// maxBodyBytes is the maximum size of the request body that the revoke action reads.
 const maxBodyBytes = 1 << 20
 
 // diagnosticHeader is the x-ms-ags-diagnostic value of every Graph response.
@@ -56,7 +56,8 @@ type graphReply struct {
 }
 
 // serveGraph serves a request under /beta. The checks run in this order: outage, token, path,
-// method, permission, throttling, injected faults, body, app id, and then the catalogue. The latency
+// method, permission, throttling, injected faults, the body of a revoke, app id, and then the
+// catalogue. Reads and writes pass the same checks, each in its own throttling window. The latency
 // comes before the checks, or after them and before the response when ProcessBeforeLatency is set.
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	route := parseGraphPath(r.URL.Path)
@@ -99,7 +100,7 @@ func newGraphReply(w http.ResponseWriter, r *http.Request, deferred bool) *graph
 	return reply
 }
 
-// process runs the checks and the revoke, and responds to reply or marks it to be dropped.
+// process runs the checks and the operation, and responds to reply or marks it to be dropped.
 func (s *Server) process(reply *graphReply, route graphRoute) {
 	if s.inOutage() {
 		s.replyError(reply, http.StatusServiceUnavailable, "ServiceUnavailable",
@@ -113,26 +114,37 @@ func (s *Server) process(reply *graphReply, route graphRoute) {
 	if !s.checkRoute(reply, route) {
 		return
 	}
-	if !s.checkForbidden(reply) {
+	if !s.checkForbidden(reply, route) {
 		return
 	}
-	if !s.checkThrottle(reply, clientID) {
+	if !s.checkThrottle(reply, route, clientID) {
 		return
 	}
 	if !s.checkFault(reply) {
 		return
 	}
 
-	deviceID, ok := s.readRevokeBody(reply)
-	if !ok {
-		return
+	deviceID := ""
+	if route.endpoint == endpointRevoke {
+		if deviceID, ok = s.readRevokeBody(reply); !ok {
+			return
+		}
 	}
-	if !isGUID(route.appID) {
+	appKey, ok := parseGUIDKey(route.appID)
+	if !ok {
 		s.replyError(reply, http.StatusBadRequest, "BadRequest",
 			fmt.Sprintf("Invalid key '%s' for mobileApps: the key must be a GUID.", route.appID))
 		return
 	}
-	s.revoke(reply, newPair(route.appID, deviceID))
+
+	switch route.endpoint {
+	case endpointRevoke:
+		s.revoke(reply, appKey, deviceID)
+	case endpointReadApp:
+		s.readApp(reply, appKey)
+	case endpointReadLicenses:
+		s.readLicenses(reply, appKey)
+	}
 }
 
 // waitLatency waits for latency and reports whether the client is still there. Otherwise it counts
@@ -168,20 +180,24 @@ func (s *Server) receiveGraph(r *http.Request, route graphRoute) {
 	s.inFlight++
 	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
 
-	if route.form != 0 {
+	switch {
+	case route.endpoint == endpointRevoke:
 		s.stats.ByForm[route.form.String()]++
-	} else {
+	case route.endpoint == endpointUnknown:
 		s.stats.UnknownPaths++
+	case r.Method == http.MethodGet:
+		s.stats.ReadRequests++
 	}
 
 	switch id := r.Header.Get("client-request-id"); {
 	case id == "":
 		s.stats.MissingClientRequestID++
+	case s.opts.FixedSizeStats:
 	case s.clientRequestIDs[id]:
 		s.stats.DuplicateClientRequestIDs++
 	default:
-		// NOTE: the set grows by one id per request for the server's lifetime, an estimated 100 bytes
-		// each, so a run of a million requests holds about 100 MB.
+		// NOTE: the set grows by one id per request for the server's lifetime, about 80 bytes each,
+		// so a run of a million requests holds about 80 MB. FixedSizeStats turns it off.
 		s.clientRequestIDs[id] = true
 	}
 
@@ -257,8 +273,8 @@ func (s *Server) authenticate(reply *graphReply) (string, bool) {
 	return "", false
 }
 
-// checkRoute responds with 400 for an unknown path or a rejected URL form, and with 405 for a
-// method other than POST.
+// checkRoute responds with 400 for an unknown path or a rejected URL form of the revoke action,
+// and with 405 for a method that the endpoint does not accept: POST for the revoke, GET for reads.
 func (s *Server) checkRoute(reply *graphReply, route graphRoute) bool {
 	s.mu.Lock()
 	accepted := s.opts.Forms
@@ -274,16 +290,20 @@ func (s *Server) checkRoute(reply *graphReply, route graphRoute) bool {
 		return false
 	}
 
-	if reply.r.Method != http.MethodPost {
-		reply.w.Header().Set("Allow", http.MethodPost)
+	if method := route.endpoint.method(); reply.r.Method != method {
+		reply.w.Header().Set("Allow", method)
+		target := "the action '" + segmentRevoke + "'"
+		if route.endpoint.isRead() {
+			target = "this resource"
+		}
 		s.replyError(reply, http.StatusMethodNotAllowed, "BadRequest",
-			fmt.Sprintf("The HTTP method '%s' is not allowed for the action '%s'.", reply.r.Method, segmentRevoke))
+			fmt.Sprintf("The HTTP method '%s' is not allowed for %s.", reply.r.Method, target))
 		return false
 	}
 	return true
 }
 
-func (s *Server) checkForbidden(reply *graphReply) bool {
+func (s *Server) checkForbidden(reply *graphReply, route graphRoute) bool {
 	s.mu.Lock()
 	forbidden := s.opts.Forbidden
 	if forbidden {
@@ -291,22 +311,36 @@ func (s *Server) checkForbidden(reply *graphReply) bool {
 	}
 	s.mu.Unlock()
 
-	if forbidden {
-		s.replyError(reply, http.StatusForbidden, "Forbidden",
-			"The application lacks the application permission DeviceManagementApps.ReadWrite.All that this action requires.")
+	if !forbidden {
+		return true
 	}
-	return !forbidden
+	permission := "DeviceManagementApps.ReadWrite.All that this action requires"
+	if route.endpoint.isRead() {
+		permission = "DeviceManagementApps.Read.All or DeviceManagementApps.ReadWrite.All that this request requires"
+	}
+	s.replyError(reply, http.StatusForbidden, "Forbidden", "The application lacks the application permission "+permission+".")
+	return false
 }
 
-// checkThrottle admits the request into the client's write window, or responds with 429 and a
-// Retry-After of the time until the window admits the next request.
-func (s *Server) checkThrottle(reply *graphReply, clientID string) bool {
+// checkThrottle admits the request into the client's read or write window, or responds with 429
+// and a Retry-After of the time until the window admits the next request.
+func (s *Server) checkThrottle(reply *graphReply, route graphRoute, clientID string) bool {
 	now := time.Now()
 	s.mu.Lock()
-	wait := s.window.admit(clientID, now, s.opts.WriteLimit, s.opts.WriteWindow)
+	var wait time.Duration
+	if route.endpoint.isRead() {
+		wait = s.readWindow.admit(clientID, now, s.opts.ReadLimit, s.opts.ReadWindow)
+	} else {
+		wait = s.writeWindow.admit(clientID, now, s.opts.WriteLimit, s.opts.WriteWindow)
+	}
 	style := s.opts.RetryAfter
-	if wait > 0 {
+	switch {
+	case wait > 0 && route.endpoint.isRead():
+		s.stats.ReadThrottled++
+	case wait > 0:
 		s.stats.Throttled++
+	}
+	if wait > 0 {
 		if style == RetryAfterRotate {
 			style = rotatedStyles[s.rotation%len(rotatedStyles)]
 			s.rotation++
@@ -389,17 +423,14 @@ func (s *Server) readRevokeBody(reply *graphReply) (string, bool) {
 	return *body.ManagedDeviceID, true
 }
 
-// revoke applies the revoke to the catalogue and responds.
-func (s *Server) revoke(reply *graphReply, pair Pair) {
+// revoke applies the revoke to the catalogue and responds. deviceID has passed isGUID.
+func (s *Server) revoke(reply *graphReply, appKey guidKey, deviceID string) {
+	deviceKey, _ := parseGUIDKey(deviceID)
+	pair := Pair{AppID: appKey.String(), DeviceID: deviceKey.String()}
+
 	s.mu.Lock()
-	outcome := s.catalogue.revoke(pair)
-	s.stats.RevokeCalls[pair]++
-	switch outcome {
-	case revokeRemoved:
-		s.stats.LicensesRemoved[pair]++
-	case revokeNoOp:
-		s.stats.NoOpRevokes[pair]++
-	}
+	outcome := s.catalogue.revoke(appKey, deviceKey)
+	s.stats.countRevoke(pair, outcome, !s.opts.FixedSizeStats)
 	s.mu.Unlock()
 
 	switch outcome {

@@ -155,9 +155,10 @@ func TestGraphUnknownPaths(t *testing.T) {
 		{"/beta/me", "me"},
 		{"/beta/deviceAppManagement", "deviceAppManagement"},
 		{"/beta/deviceAppManagement/managedEBooks", "managedEBooks"},
-		{"/beta/deviceAppManagement/mobileApps/" + appVPP, appVPP},
+		{"/beta/deviceAppManagement/mobileApps", "mobileApps"},
 		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/revokeAllLicenses", "revokeAllLicenses"},
-		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/microsoft.graph.iosVppApp/assignedLicenses", "assignedLicenses"},
+		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/microsoft.graph.iosVppApp/revokeLicenseActionResults", "revokeLicenseActionResults"},
+		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/microsoft.graph.iosVppApp/assignedLicenses/extra", "extra"},
 		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/microsoft.graph.iosVppApp", "microsoft.graph.iosVppApp"},
 		{"/beta/deviceAppManagement/mobileApps/" + appVPP + "/revokeDeviceLicense/extra", "extra"},
 	}

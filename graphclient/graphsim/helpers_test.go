@@ -50,7 +50,7 @@ func tokenForm(s *Server) url.Values {
 }
 
 // postToken posts form to the token endpoint of tenant and decodes the JSON response.
-func postToken(t *testing.T, s *Server, tenant string, form url.Values) (*http.Response, map[string]any) {
+func postToken(t testing.TB, s *Server, tenant string, form url.Values) (*http.Response, map[string]any) {
 	t.Helper()
 	resp, err := s.Client().PostForm(s.URL()+"/"+tenant+"/oauth2/v2.0/token", form)
 	if err != nil {
@@ -65,7 +65,7 @@ func postToken(t *testing.T, s *Server, tenant string, form url.Values) (*http.R
 }
 
 // getToken returns a new access token issued for testSecret.
-func getToken(t *testing.T, s *Server) string {
+func getToken(t testing.TB, s *Server) string {
 	t.Helper()
 	resp, body := postToken(t, s, s.TenantID(), tokenForm(s))
 	if resp.StatusCode != http.StatusOK {
@@ -193,4 +193,18 @@ func wantStatus(t *testing.T, label string, got graphResponse, status int, code 
 	if got.code() != code {
 		t.Errorf("%s: error code = %q, want %q", label, got.code(), code)
 	}
+}
+
+func appPath(appID string) string {
+	return "/beta/deviceAppManagement/mobileApps/" + appID
+}
+
+func licensesPath(appID string) string {
+	return "/beta/deviceAppManagement/mobileApps/" + appID + "/microsoft.graph.iosVppApp/assignedLicenses"
+}
+
+// get sends a GET request for path, which is relative to the server's origin.
+func get(t *testing.T, s *Server, token, path string) graphResponse {
+	t.Helper()
+	return graphCall{method: http.MethodGet, path: path, token: token, contentType: "none"}.do(t, s)
 }

@@ -17,6 +17,10 @@ const (
 	DefaultUnknownPrefix = "00000000-"
 	DefaultTokenLifetime = time.Hour
 	DefaultWriteWindow   = 20 * time.Second
+	DefaultReadWindow    = 20 * time.Second
+
+	// DefaultLicensePageSize is the number of entries per page of assignedLicenses.
+	DefaultLicensePageSize = 100
 )
 
 // Form is a set of URL forms of the revokeDeviceLicense action.
@@ -93,10 +97,22 @@ func ParseRetryAfterStyle(s string) (RetryAfterStyle, error) {
 
 // App is one mobile app of an explicit catalogue.
 type App struct {
-	// VPP is true for an iosVppApp. Revoking a license of any other app responds with 400.
+	// VPP is true for an iosVppApp. Revoking a license of any other app, or listing its
+	// assignedLicenses, responds with 400.
 	VPP bool
+	// ODataType is the @odata.type that GET mobileApps/{appId} returns for an app that is not a VPP
+	// app. Empty means DefaultNonVPPType. A VPP app always returns #microsoft.graph.iosVppApp, so
+	// for one this must be empty or that type.
+	ODataType string
+	// DisplayName is the displayName that GET mobileApps/{appId} returns. Empty means
+	// "Simulated app " and the first 8 digits of the app id.
+	DisplayName string
 	// Licensed lists the managed device ids that hold a license for the app. They are known devices.
 	Licensed []string
+	// UserLicenses is the number of user licenses, which assignedLicenses lists among the device
+	// licenses in a fixed order, so that clients are tested on skipping them. A revoke never
+	// removes them.
+	UserLicenses int
 }
 
 // Outage is a time range, relative to the server's start, during which every Graph request gets 503.
@@ -133,20 +149,34 @@ type Options struct {
 
 	// Open turns on the open catalogue: every app id is a VPP app and every device id a device
 	// that holds a license for every app, except ids that start with UnknownPrefix, which do not
-	// exist. Apps listed in Apps keep their explicit entry.
+	// exist. Apps listed in Apps keep their explicit entry. An open catalogue cannot list every
+	// device, so the assignedLicenses of an app outside Apps lists only the devices of Devices
+	// that still hold its license. With Devices empty, that list is empty, although revokes of any
+	// device succeed.
 	Open bool
 	// UnknownPrefix defaults to DefaultUnknownPrefix. Matching ignores case.
 	UnknownPrefix string
 	// Apps is the explicit catalogue, keyed by app id. Ids are GUIDs and matching ignores case.
+	// Server.AddLicenses adds to it while the server runs.
 	Apps map[string]App
-	// Devices lists known managed device ids beyond those in App.Licensed.
+	// Devices lists known managed device ids beyond those in App.Licensed. They are GUIDs.
 	Devices []string
+
+	// LicensePageSize is the maximum number of entries on one page of assignedLicenses. It
+	// defaults to DefaultLicensePageSize.
+	LicensePageSize int
 
 	// WriteLimit is the number of writes that one client id may make in any WriteWindow. Zero
 	// means no limit. WriteWindow defaults to DefaultWriteWindow. A 429 response takes no slot,
 	// but a request that passes the limit does, even if it then gets a fault or a 400.
 	WriteLimit  int
 	WriteWindow time.Duration
+	// ReadLimit and ReadWindow are the same for reads, in a window of their own, so reads never
+	// take a write's slot or the reverse. ReadWindow defaults to DefaultReadWindow.
+	// NOTE: Intune's limit of 1000 requests per 20 s counts writes too. The simulator counts only
+	// reads against ReadLimit, so a client near both limits passes here where Intune may throttle it.
+	ReadLimit  int
+	ReadWindow time.Duration
 	// RetryAfter is the style of the Retry-After header on 429 responses. Empty means
 	// RetryAfterSeconds.
 	RetryAfter RetryAfterStyle
@@ -176,9 +206,16 @@ type Options struct {
 	// Outages are the time ranges during which every Graph request gets 503.
 	Outages []Outage
 
-	// Forbidden makes the server respond with 403 to every authenticated revoke request, as for an
-	// app without the DeviceManagementApps.ReadWrite.All permission.
+	// Forbidden makes the server respond with 403 to every authenticated request to a known
+	// endpoint, reads included, as for an app without the permission that the endpoint requires.
 	Forbidden bool
+
+	// FixedSizeStats keeps the memory of Stats fixed for long benchmarks. The server then keeps no
+	// set of client-request-id values, so Stats.DuplicateClientRequestIDs stays 0, and no counts per
+	// pair, so Stats.RevokeCalls, LicensesRemoved and NoOpRevokes stay empty. The totals count on.
+	// Without it, Stats grows by about 80 bytes per request with a new client-request-id and 220
+	// bytes per pair whose license a revoke removed (measured with 200,000 of each, go1.26.8).
+	FixedSizeStats bool
 
 	// Logger receives one Debug record per response and the HTTP server's own errors at Warn.
 	// Nil discards them. No record contains a secret or a token.
@@ -186,8 +223,9 @@ type Options struct {
 }
 
 // Demo returns Options with Intune-like behaviour scaled for a demo run: an open catalogue, 20
-// writes per 5 s so that a few 429 responses show up, 40-150 ms latency, 2% faults and rotating
-// Retry-After styles. ClientSecret is a new random value, so read it back to configure the client.
+// writes per 5 s so that a few 429 responses show up, 200 reads per 5 s, 40-150 ms latency, 2%
+// faults and rotating Retry-After styles. ClientSecret is a new random value, so read it back to
+// configure the client.
 func Demo() Options {
 	return Options{
 		TenantID:     DefaultTenantID,
@@ -196,6 +234,8 @@ func Demo() Options {
 		Open:         true,
 		WriteLimit:   20,
 		WriteWindow:  5 * time.Second,
+		ReadLimit:    200,
+		ReadWindow:   5 * time.Second,
 		RetryAfter:   RetryAfterRotate,
 		FaultRate:    0.02,
 		LatencyMin:   40 * time.Millisecond,
@@ -230,6 +270,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.WriteWindow == 0 {
 		o.WriteWindow = DefaultWriteWindow
 	}
+	if o.ReadWindow == 0 {
+		o.ReadWindow = DefaultReadWindow
+	}
+	if o.LicensePageSize == 0 {
+		o.LicensePageSize = DefaultLicensePageSize
+	}
 	if o.RetryAfter == "" {
 		o.RetryAfter = RetryAfterSeconds
 	}
@@ -240,7 +286,9 @@ func (o Options) withDefaults() (Options, error) {
 	checks := []error{
 		validateTokenLifetime(o.TokenLifetime, o.TokenExpiresIn),
 		validateForms(o.Forms),
-		validateWriteLimit(o.WriteLimit, o.WriteWindow),
+		validateLimit("write", o.WriteLimit, o.WriteWindow),
+		validateLimit("read", o.ReadLimit, o.ReadWindow),
+		validatePageSize(o.LicensePageSize),
 		validateStyle(o.RetryAfter),
 		validateRates(o.FaultRate, o.ResetRate),
 		validateLatency(o.LatencyMin, o.LatencyMax),
@@ -271,9 +319,17 @@ func validateForms(forms Form) error {
 	return fmt.Errorf("invalid URL forms %v: want FormCast, FormUncast, FormBoth or FormNone", forms)
 }
 
-func validateWriteLimit(limit int, window time.Duration) error {
+// validateLimit checks a throttling limit. kind is "read" or "write".
+func validateLimit(kind string, limit int, window time.Duration) error {
 	if limit < 0 || window <= 0 {
-		return fmt.Errorf("invalid write limit %d per %v: want a limit of 0 or more and a window above zero", limit, window)
+		return fmt.Errorf("invalid %s limit %d per %v: want a limit of 0 or more and a window above zero", kind, limit, window)
+	}
+	return nil
+}
+
+func validatePageSize(size int) error {
+	if size < 1 {
+		return fmt.Errorf("invalid license page size %d: want 1 or more", size)
 	}
 	return nil
 }

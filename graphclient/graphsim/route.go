@@ -3,33 +3,63 @@ package graphsim
 import (
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
-// Segment names of the revoke action's paths under /beta.
+// Segment names of the paths under /beta that the server serves.
 const (
 	segmentDeviceAppManagement = "deviceAppManagement"
 	segmentMobileApps          = "mobileApps"
 	segmentIOSVPPApp           = "microsoft.graph.iosVppApp"
 	segmentRevoke              = "revokeDeviceLicense"
+	segmentAssignedLicenses    = "assignedLicenses"
 )
 
-// graphRoute is a parsed path under /beta. Form is zero for an unknown path, and then
-// unknownSegment names the segment that Graph would report as not found.
+// endpoint is one of the Graph operations that the server serves.
+type endpoint int
+
+const (
+	endpointUnknown      endpoint = iota
+	endpointRevoke                // POST the revokeDeviceLicense action
+	endpointReadApp               // GET one mobile app
+	endpointReadLicenses          // GET the assignedLicenses of an iosVppApp
+)
+
+// method returns the only HTTP method that e accepts.
+func (e endpoint) method() string {
+	if e == endpointRevoke {
+		return http.MethodPost
+	}
+	return http.MethodGet
+}
+
+// isRead reports whether e is a read, which the read window throttles, rather than a write.
+func (e endpoint) isRead() bool {
+	return e == endpointReadApp || e == endpointReadLicenses
+}
+
+// graphRoute is a parsed path under /beta. For an unknown path, endpoint is endpointUnknown and
+// unknownSegment names the segment that Graph would report as not found. form is the URL form of
+// a revoke and zero for the other endpoints.
 type graphRoute struct {
+	endpoint       endpoint
 	form           Form
 	appID          string
 	unknownSegment string
 }
 
-// actionTemplates are the segments of the revoke action's paths after /beta. An empty name
-// matches any segment: the app id.
-var actionTemplates = []struct {
-	form  Form
-	names []string
+// routeTemplates are the segments of the served paths after /beta. An empty name matches any
+// segment: the app id, always the third segment.
+var routeTemplates = []struct {
+	endpoint endpoint
+	form     Form
+	names    []string
 }{
-	{FormUncast, []string{segmentDeviceAppManagement, segmentMobileApps, "", segmentRevoke}},
-	{FormCast, []string{segmentDeviceAppManagement, segmentMobileApps, "", segmentIOSVPPApp, segmentRevoke}},
+	{endpointRevoke, FormUncast, []string{segmentDeviceAppManagement, segmentMobileApps, "", segmentRevoke}},
+	{endpointRevoke, FormCast, []string{segmentDeviceAppManagement, segmentMobileApps, "", segmentIOSVPPApp, segmentRevoke}},
+	{endpointReadApp, 0, []string{segmentDeviceAppManagement, segmentMobileApps, ""}},
+	{endpointReadLicenses, 0, []string{segmentDeviceAppManagement, segmentMobileApps, "", segmentIOSVPPApp, segmentAssignedLicenses}},
 }
 
 // parseGraphPath parses a path under /beta. Segment names match without regard to case, as in
@@ -45,14 +75,14 @@ func parseGraphPath(path string) graphRoute {
 	// last segment when the path is a prefix of one.
 	longest := -1
 	var unknown string
-	for _, template := range actionTemplates {
+	for _, template := range routeTemplates {
 		matched := 0
 		for matched < len(template.names) && matched < len(segments) &&
 			(template.names[matched] == "" || strings.EqualFold(segments[matched], template.names[matched])) {
 			matched++
 		}
 		if matched == len(template.names) && matched == len(segments) {
-			return graphRoute{form: template.form, appID: segments[2]}
+			return graphRoute{endpoint: template.endpoint, form: template.form, appID: segments[2]}
 		}
 		if matched > longest {
 			longest = matched

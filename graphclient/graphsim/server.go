@@ -5,16 +5,20 @@
 //     MSAL for Go reaches them with instance discovery turned off;
 //   - the beta action iosVppApp revokeDeviceLicense in its cast and uncast URL forms, against a
 //     catalogue of apps, devices and licenses;
+//   - two beta reads of that catalogue: GET mobileApps/{appId}, and the paged license holders at
+//     GET mobileApps/{appId}/microsoft.graph.iosVppApp/assignedLicenses;
 //   - GET /_graphsim/stats, the server's Stats as JSON, without a token.
 //
 // Graph responses follow Graph's shapes: error bodies, request-id and client-request-id headers,
-// 401 for a missing or expired token, 429 with Retry-After from a per-client sliding window. Knobs
-// in Options add latency, 5xx faults, dropped connections and outages. The knobs can change
-// while the server runs through the Set methods, which are safe for concurrent use.
+// 401 for a missing or expired token, 429 with Retry-After from a per-client sliding window, one
+// for writes and one for reads. Knobs in Options add latency, 5xx faults, dropped connections and
+// outages, which apply to reads and writes alike. The knobs can change while the server runs
+// through the Set methods, which are safe for concurrent use.
 package graphsim
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -49,8 +53,10 @@ type Server struct {
 	rng              *rand.Rand
 	tokens           map[string]issuedToken
 	issued           []string // every access token, in order of issue
-	window           writeWindow
+	writeWindow      slidingWindow
+	readWindow       slidingWindow
 	catalogue        *catalogue
+	skiptokenNonce   [8]byte // random per server, so that a skiptoken of another server is invalid
 	clientRequestIDs map[string]bool
 	rotation         int // index into rotatedStyles of the next rotating Retry-After style
 	inFlight         int
@@ -72,6 +78,10 @@ func New(opts Options) (*Server, error) {
 	addr, err := loopbackAddr(opts.Addr)
 	if err != nil {
 		return nil, err
+	}
+	catalogue, err := newCatalogue(opts)
+	if err != nil {
+		return nil, fmt.Errorf("graphsim: %w", err)
 	}
 
 	start := time.Now()
@@ -100,11 +110,13 @@ func New(opts Options) (*Server, error) {
 		opts:             opts,
 		rng:              rand.New(rand.NewPCG(opts.Seed, 0x67726170687369)),
 		tokens:           map[string]issuedToken{},
-		window:           writeWindow{admitted: map[string][]time.Time{}},
-		catalogue:        newCatalogue(opts),
+		writeWindow:      slidingWindow{admitted: map[string][]time.Time{}},
+		readWindow:       slidingWindow{admitted: map[string][]time.Time{}},
+		catalogue:        catalogue,
 		clientRequestIDs: map[string]bool{},
 		stats:            newStats(),
 	}
+	cryptorand.Read(s.skiptokenNonce[:])
 	s.client = &http.Client{Transport: &http.Transport{
 		Proxy:             nil,
 		TLSClientConfig:   &tls.Config{RootCAs: pool},

@@ -42,14 +42,20 @@ type Stats struct {
 	TokensIssued  int `json:"tokensIssued"`
 	TokenErrors   int `json:"tokenErrors"`
 
-	// GraphRequests counts every request under /beta, including the ones that got no response.
+	// GraphRequests counts every request under /beta, reads and writes, including the ones that
+	// got no response.
 	GraphRequests int `json:"graphRequests"`
-	// ByStatus counts Graph responses by HTTP status code.
+	// ReadRequests counts the GET requests to the two read endpoints, GET mobileApps/{appId} and
+	// its assignedLicenses, including the ones that got no response.
+	ReadRequests int `json:"readRequests"`
+	// ByStatus counts Graph responses by HTTP status code, reads and writes together.
 	ByStatus map[int]int `json:"byStatus"`
-	// Throttled counts 429 responses, Faults the injected 5xx responses, Resets the dropped
-	// connections, OutageResponses the 503 responses during an outage, Unauthorized the 401 responses
-	// and Forbidden the 403 responses.
+	// Throttled counts the 429 responses to writes and ReadThrottled those to reads, which have a
+	// window of their own. Faults counts the injected 5xx responses, Resets the dropped connections,
+	// OutageResponses the 503 responses during an outage, Unauthorized the 401 responses and
+	// Forbidden the 403 responses, to reads and writes alike.
 	Throttled       int `json:"throttled"`
+	ReadThrottled   int `json:"readThrottled"`
 	Faults          int `json:"faults"`
 	Resets          int `json:"resets"`
 	OutageResponses int `json:"outageResponses"`
@@ -61,19 +67,30 @@ type Stats struct {
 	Canceled int `json:"canceled"`
 
 	// ByForm counts requests by URL form of the revoke action ("cast" or "uncast"), whether the
-	// form is accepted or not. UnknownPaths counts requests whose path matches neither form.
+	// form is accepted or not. UnknownPaths counts requests whose path matches no endpoint.
 	ByForm       map[string]int `json:"byForm"`
 	UnknownPaths int            `json:"unknownPaths"`
 
+	// LicensePages counts the pages of assignedLicenses served with 200. With
+	// Options.ProcessBeforeLatency it also counts pages whose client went away during the latency.
+	LicensePages int `json:"licensePages"`
+
 	// RevokeCalls counts revoke requests that reached the catalogue, whatever their response
 	// (204, 400 or 404). LicensesRemoved counts those that removed a license. NoOpRevokes counts
-	// 204 responses for a known app and device that held no license.
+	// 204 responses for a known app and device that held no license. The three maps stay empty
+	// with Options.FixedSizeStats.
 	RevokeCalls     PairCounts `json:"revokeCalls"`
 	LicensesRemoved PairCounts `json:"licensesRemoved"`
 	NoOpRevokes     PairCounts `json:"noOpRevokes"`
+	// RevokeCallsTotal, LicensesRemovedTotal and NoOpRevokesTotal are the sums of the three maps
+	// above. They count with Options.FixedSizeStats too.
+	RevokeCallsTotal     int `json:"revokeCallsTotal"`
+	LicensesRemovedTotal int `json:"licensesRemovedTotal"`
+	NoOpRevokesTotal     int `json:"noOpRevokesTotal"`
 
 	// DuplicateClientRequestIDs counts requests whose client-request-id was already seen, so an
-	// id sent three times counts 2. MissingClientRequestID counts requests without one.
+	// id sent three times counts 2. It stays 0 with Options.FixedSizeStats, which keeps no set of
+	// the ids seen. MissingClientRequestID counts requests without one.
 	DuplicateClientRequestIDs int `json:"duplicateClientRequestIds"`
 	MissingClientRequestID    int `json:"missingClientRequestId"`
 	// WrongContentType counts POST requests whose Content-Type is not application/json.
@@ -89,6 +106,27 @@ func newStats() Stats {
 		RevokeCalls:     PairCounts{},
 		LicensesRemoved: PairCounts{},
 		NoOpRevokes:     PairCounts{},
+	}
+}
+
+// countRevoke counts one revoke request that reached the catalogue. perPair also counts it in the
+// maps of pairs.
+func (st *Stats) countRevoke(pair Pair, outcome revokeOutcome, perPair bool) {
+	st.RevokeCallsTotal++
+	if perPair {
+		st.RevokeCalls[pair]++
+	}
+	switch outcome {
+	case revokeRemoved:
+		st.LicensesRemovedTotal++
+		if perPair {
+			st.LicensesRemoved[pair]++
+		}
+	case revokeNoOp:
+		st.NoOpRevokesTotal++
+		if perPair {
+			st.NoOpRevokes[pair]++
+		}
 	}
 }
 

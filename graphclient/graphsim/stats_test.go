@@ -25,6 +25,8 @@ func TestStatsCounters(t *testing.T) {
 		{path: revokePath(FormCast, appVPP), body: revokeBody(deviceTwo)},
 		{path: revokePath(FormCast, appVPP), body: revokeBody(deviceTwo), contentType: "text/plain", clientRequestID: "c2c2c2c2-0000-4000-8000-000000000003"},
 		{path: "/beta/users", clientRequestID: "c2c2c2c2-0000-4000-8000-000000000004"},
+		{method: http.MethodGet, path: licensesPath(appVPP), clientRequestID: "c2c2c2c2-0000-4000-8000-000000000005"},
+		{method: http.MethodGet, path: appPath(appNotVPP), clientRequestID: "c2c2c2c2-0000-4000-8000-000000000006"},
 	}
 	for _, call := range calls {
 		call.token = token
@@ -36,12 +38,17 @@ func TestStatsCounters(t *testing.T) {
 		TokenRequests:             1,
 		TokensIssued:              1,
 		GraphRequests:             len(calls),
-		ByStatus:                  map[int]int{204: 4, 400: 3},
+		ReadRequests:              2,
+		ByStatus:                  map[int]int{200: 2, 204: 4, 400: 3},
 		ByForm:                    map[string]int{"cast": 4, "uncast": 2},
 		UnknownPaths:              1,
+		LicensePages:              1,
 		RevokeCalls:               PairCounts{{appVPP, deviceOne}: 3, {appNotVPP, deviceOne}: 1, {appVPP, deviceTwo}: 1},
 		LicensesRemoved:           PairCounts{{appVPP, deviceOne}: 1, {appVPP, deviceTwo}: 1},
 		NoOpRevokes:               PairCounts{{appVPP, deviceOne}: 2},
+		RevokeCallsTotal:          5,
+		LicensesRemovedTotal:      2,
+		NoOpRevokesTotal:          2,
 		DuplicateClientRequestIDs: 2,
 		MissingClientRequestID:    1,
 		WrongContentType:          1,
@@ -179,4 +186,32 @@ func TestDemoOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus(t, "demo revoke", revoke(t, s, token, FormCast, appVPP, deviceOne), http.StatusNoContent, "")
+}
+
+func TestStatsFixedSize(t *testing.T) {
+	opts := explicitCatalogue()
+	opts.FixedSizeStats = true
+	s := newTestServer(t, opts)
+	token := getToken(t, s)
+	const repeated = "c2c2c2c2-0000-4000-8000-000000000001"
+
+	for range 2 {
+		graphCall{path: revokePath(FormCast, appVPP), token: token, body: revokeBody(deviceOne), clientRequestID: repeated}.do(t, s)
+	}
+	revoke(t, s, token, FormCast, appVPP, deviceNoLic)
+
+	got := s.Stats()
+	if len(got.RevokeCalls) != 0 || len(got.LicensesRemoved) != 0 || len(got.NoOpRevokes) != 0 {
+		t.Errorf("per-pair maps = %v, %v, %v, want all empty", got.RevokeCalls, got.LicensesRemoved, got.NoOpRevokes)
+	}
+	if got.RevokeCallsTotal != 3 || got.LicensesRemovedTotal != 1 || got.NoOpRevokesTotal != 2 {
+		t.Errorf("totals of calls, removed, no-ops = %d, %d, %d, want 3, 1, 2",
+			got.RevokeCallsTotal, got.LicensesRemovedTotal, got.NoOpRevokesTotal)
+	}
+	if got.DuplicateClientRequestIDs != 0 {
+		t.Errorf("DuplicateClientRequestIDs = %d, want 0: no set of ids is kept", got.DuplicateClientRequestIDs)
+	}
+	if got.MissingClientRequestID != 1 {
+		t.Errorf("MissingClientRequestID = %d, want 1", got.MissingClientRequestID)
+	}
 }

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// writeWindow is a sliding-window limiter per client id, like Intune's write limit. It is not
-// safe for concurrent use: the Server's mutex guards it.
-type writeWindow struct {
+// slidingWindow is a sliding-window limiter per client id, like Intune's request limits. The
+// server keeps one for writes and one for reads. It is not safe for concurrent use: the Server's
+// mutex guards it.
+type slidingWindow struct {
 	// admitted contains, per client id, the times of the requests admitted within the last
 	// window, oldest first.
 	admitted map[string][]time.Time
@@ -17,8 +18,8 @@ type writeWindow struct {
 
 // admit records a request of clientID at now and returns 0, or returns the time until the window
 // frees a slot and records nothing. A limit of 0 admits every request.
-func (ww *writeWindow) admit(clientID string, now time.Time, limit int, window time.Duration) time.Duration {
-	times := ww.admitted[clientID]
+func (sw *slidingWindow) admit(clientID string, now time.Time, limit int, window time.Duration) time.Duration {
+	times := sw.admitted[clientID]
 	expired := 0
 	for expired < len(times) && !times[expired].After(now.Add(-window)) {
 		expired++
@@ -28,10 +29,10 @@ func (ww *writeWindow) admit(clientID string, now time.Time, limit int, window t
 	// The window can hold more than limit entries after the limit was lowered at run time. The
 	// next slot frees when all but limit-1 of them have left the window.
 	if limit > 0 && len(times) >= limit {
-		ww.admitted[clientID] = times
+		sw.admitted[clientID] = times
 		return times[len(times)-limit].Add(window).Sub(now)
 	}
-	ww.admitted[clientID] = append(times, now)
+	sw.admitted[clientID] = append(times, now)
 	return 0
 }
 

@@ -182,8 +182,8 @@ func TestSetRetryAfterHeader(t *testing.T) {
 	}
 }
 
-func TestWriteWindowPerClient(t *testing.T) {
-	ww := writeWindow{admitted: map[string][]time.Time{}}
+func TestSlidingWindowPerClient(t *testing.T) {
+	sw := slidingWindow{admitted: map[string][]time.Time{}}
 	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	const window = 10 * time.Second
 
@@ -202,7 +202,7 @@ func TestWriteWindowPerClient(t *testing.T) {
 		{"a", 11 * time.Second, 0},
 	}
 	for i, step := range steps {
-		if got := ww.admit(step.client, start.Add(step.at), 2, window); got != step.wantWait {
+		if got := sw.admit(step.client, start.Add(step.at), 2, window); got != step.wantWait {
 			t.Errorf("step %d: admit(%s at %v) = %v, want %v", i+1, step.client, step.at, got, step.wantWait)
 		}
 	}
