@@ -1,9 +1,13 @@
 // Package graphclient speaks to Microsoft Graph and Entra for reclaim: it sends the beta action
-// iosVppApp: revokeDeviceLicense over net/http, keeps an access token fresh, decodes Graph's error body
-// and classifies every answer. It does not retry on its own, apart from the one repeat that a rejected
-// token or a wrong URL form calls for: the caller owns retries, waits and rate limits.
+// iosVppApp: revokeDeviceLicense over net/http, reads mobile apps and their assigned licenses, keeps an
+// access token fresh, decodes Graph's error body and classifies every answer. It does not retry on its
+// own, apart from the one repeat that a rejected token or a wrong URL form calls for: the caller owns
+// retries, waits and rate limits.
 //
-// Reference: https://learn.microsoft.com/graph/api/intune-apps-iosvppapp-revokedevicelicense?view=graph-rest-beta
+// References:
+//   - https://learn.microsoft.com/graph/api/intune-apps-iosvppapp-revokedevicelicense?view=graph-rest-beta
+//   - https://learn.microsoft.com/graph/api/resources/intune-apps-iosvppapp
+//   - https://learn.microsoft.com/graph/api/intune-apps-iosvppappassignedlicense-list
 package graphclient
 
 import (
@@ -27,6 +31,9 @@ import (
 // DefaultTimeout is the time one request may take when Options.Timeout is zero.
 const DefaultTimeout = 30 * time.Second
 
+// maxRedirects is the number of redirects followed for one request, the same as net/http's default.
+const maxRedirects = 10
+
 // Options configure a Client.
 type Options struct {
 	// GraphURL is the Graph root including the version, as returned by ParseGraphURL.
@@ -36,7 +43,8 @@ type Options struct {
 	// NewCredential, when set, builds a replacement for Credential after Graph rejects a token
 	// that Credential keeps returning from its cache.
 	NewCredential func() (azcore.TokenCredential, error)
-	// HTTPClient sends the requests; nil means a client with its own connection pool.
+	// HTTPClient sends the requests; nil means a client with its own connection pool. Its
+	// CheckRedirect is replaced: the Client follows no redirect that leaves GraphURL.
 	HTTPClient *http.Client
 	// Timeout bounds each request, from sending to the end of the response. Zero means DefaultTimeout.
 	Timeout time.Duration
@@ -46,9 +54,11 @@ type Options struct {
 	Form Form
 }
 
-// Client sends revokeDeviceLicense requests. It is safe for concurrent use.
+// Client sends revokeDeviceLicense requests and reads apps and their licenses. It is safe for
+// concurrent use.
 type Client struct {
 	root      string
+	graphURL  *url.URL
 	http      *http.Client
 	tokens    *tokenSource
 	timeout   time.Duration
@@ -56,10 +66,11 @@ type Client struct {
 	route     *route
 	now       func() time.Time
 	sent      atomic.Int64
+	reads     atomic.Int64
 	rejected  atomic.Int64
 }
 
-// Result describes a revoke request that Graph accepted.
+// Result describes a request that Graph accepted.
 type Result struct {
 	StatusCode      int
 	RequestID       string
@@ -81,9 +92,21 @@ func New(opts Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+
+	// net/http (Go 1.26) sends the Authorization header along on a redirect to the same host on
+	// another port, so a redirect out of the Graph URL is not followed and its 3xx becomes an *Error.
+	guarded := *httpClient
+	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects || !isUnder(req.URL, opts.GraphURL) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+
 	return &Client{
-		root: opts.GraphURL.String(),
-		http: httpClient,
+		root:     opts.GraphURL.String(),
+		graphURL: opts.GraphURL,
+		http:     &guarded,
 		tokens: &tokenSource{
 			scope:         Scope(opts.GraphURL),
 			now:           time.Now,
@@ -97,7 +120,8 @@ func New(opts Options) (*Client, error) {
 	}, nil
 }
 
-// Sent returns the number of HTTP requests sent to Graph so far, token requests not included.
+// Sent returns the number of write requests (revokeDeviceLicense) sent to Graph so far. Reads and
+// token requests are not included.
 func (c *Client) Sent() int64 { return c.sent.Load() }
 
 // RejectedTokens returns the number of tokens that Graph rejected with 401, each of which was replaced.
@@ -130,7 +154,7 @@ func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string
 	tokenReplaced := false
 	for {
 		form := c.route.current()
-		answer, err := c.send(ctx, form.path(appID), token, body)
+		answer, err := c.exchange(ctx, http.MethodPost, c.root+form.path(appID), token, body, drainBody)
 		if err == nil {
 			c.route.confirm(form)
 			return answer, nil
@@ -158,18 +182,27 @@ func (c *Client) RevokeDeviceLicense(ctx context.Context, appID, deviceID string
 				return Result{}, err
 			}
 			continue
-		case graphErr.Class() == Unauthorized:
-			return Result{}, &AuthError{Rejected: graphErr}
-		case graphErr.Class() == Forbidden:
-			return Result{}, fmt.Errorf("%w: %w", ErrForbidden, graphErr)
 		case graphErr.Class() == NotFound || graphErr.Class() == Permanent:
 			c.route.confirm(form)
-		case graphErr.StatusCode == http.StatusServiceUnavailable || graphErr.StatusCode == http.StatusGatewayTimeout:
-			// Graph's guidance for 503 is to come back on a new connection.
-			c.http.CloseIdleConnections()
 		}
-		return Result{}, graphErr
+		return Result{}, c.responseError(graphErr)
 	}
+}
+
+// responseError turns Graph's last response to a request into the error for the caller: an *AuthError
+// for a 401 that a fresh token did not cure, an error wrapping ErrForbidden for 403, and graphErr
+// itself otherwise.
+func (c *Client) responseError(graphErr *Error) error {
+	switch {
+	case graphErr.Class() == Unauthorized:
+		return &AuthError{Rejected: graphErr}
+	case graphErr.Class() == Forbidden:
+		return fmt.Errorf("%w: %w", ErrForbidden, graphErr)
+	case graphErr.StatusCode == http.StatusServiceUnavailable || graphErr.StatusCode == http.StatusGatewayTimeout:
+		// Graph's guidance for 503 is to come back on a new connection.
+		c.http.CloseIdleConnections()
+	}
+	return graphErr
 }
 
 type revokeBody struct {
@@ -216,25 +249,38 @@ func (c *Client) token(ctx context.Context, rejected string) (string, error) {
 	return "", transportErr
 }
 
-// send posts body to path with token and reads the response.
-func (c *Client) send(ctx context.Context, path, token string, body []byte) (Result, error) {
+// exchange sends one request to target with token and passes a 2xx response to decode, which reads
+// the body. body is nil for a GET. A response outside 2xx becomes an *Error, a failure to get or read a
+// response a *TransportError, and a decode error that wraps ErrInvalidResponse is returned as it is.
+// Each call counts as one read for GET and as one write otherwise.
+func (c *Client) exchange(ctx context.Context, method, target, token string, body []byte, decode func(*http.Response) error) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
 	clientRequestID := newGUID()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.root+path, bytes.NewReader(body))
+	var bodyReader io.Reader
+	if body != nil {
+		bodyReader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, bodyReader)
 	if err != nil {
 		return Result{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("client-request-id", clientRequestID)
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
 
-	c.sent.Add(1)
+	if method == http.MethodGet {
+		c.reads.Add(1)
+	} else {
+		c.sent.Add(1)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return Result{}, c.transportError(ctx, clientRequestID, err)
@@ -248,20 +294,38 @@ func (c *Client) send(ctx context.Context, path, token string, body []byte) (Res
 		}
 		return Result{}, graphErr
 	}
-	// Read the (normally empty) body to the end so that the connection can be reused.
-	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody)); err != nil {
+	requestID := resp.Header.Get("request-id")
+	if err := decode(resp); err != nil {
+		// A body read that the timeout or the caller cut off can end in a plain io.EOF, which would
+		// look like a short body from the service. Go 1.26 does so when the server ends a chunked
+		// response as the connection closes.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Result{}, c.transportError(ctx, clientRequestID, ctxErr)
+		}
+		if errors.Is(err, ErrInvalidResponse) {
+			return Result{}, fmt.Errorf("%w (request-id %s, client-request-id %s)", err, requestID, clientRequestID)
+		}
 		return Result{}, c.transportError(ctx, clientRequestID, err)
 	}
+	// Read what the decoder left, such as a final newline, so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	return Result{
 		StatusCode:      resp.StatusCode,
-		RequestID:       resp.Header.Get("request-id"),
+		RequestID:       requestID,
 		ClientRequestID: clientRequestID,
 	}, nil
 }
 
+// drainBody reads the (normally empty) body of a revoke response to the end, so that the connection
+// can be reused.
+func drainBody(resp *http.Response) error {
+	_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	return err
+}
+
 // transportError wraps a failure to get a response. When the caller's context ended, its error is
-// returned instead, so a stop is not mistaken for a fault. The URL is left out of the message: it
-// is always the same action, and net/http errors would repeat it on every line.
+// returned instead, so a stop is not mistaken for a fault. The URL is left out of the message: the
+// caller knows the app, and net/http errors would repeat the URL on every line.
 func (c *Client) transportError(ctx context.Context, clientRequestID string, err error) error {
 	if parent := context.Cause(ctx); parent != nil && !errors.Is(parent, context.DeadlineExceeded) {
 		return parent

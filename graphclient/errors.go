@@ -174,6 +174,14 @@ var ErrUntrustedAuthority = errors.New("the certificate of the token endpoint is
 // ErrActionUnavailable is wrapped when neither URL form of revokeDeviceLicense exists on the service.
 var ErrActionUnavailable = errors.New("graph has no revokeDeviceLicense action at either URL form")
 
+// ErrInvalidResponse is wrapped when the body of a 2xx response to a read is not the JSON that Graph
+// documents, or is larger than 16 MiB. Sending the request again is unlikely to help.
+var ErrInvalidResponse = errors.New("invalid response body from graph")
+
+// ErrUnsafeNextLink is wrapped when an @odata.nextLink does not lie under the client's Graph URL. The
+// client does not follow such a link, so that the access token goes to no other host or path.
+var ErrUnsafeNextLink = errors.New("unsafe @odata.nextLink")
+
 const (
 	maxErrorBody  = 64 << 10
 	maxMessageLen = 1000
