@@ -16,7 +16,7 @@ import (
 // planned for the rows it would send, invalid and duplicate for the others. It needs no credentials,
 // sends nothing and leaves the job's own files alone, so that a later real run is not mistaken for
 // a finished one.
-func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
+func dryRun(ctx context.Context, cfg Config, identity InputIdentity, index *waveIndex) error {
 	log := cfg.Logger
 	started := time.Now()
 	input, err := OpenInput(cfg.Input, cfg.Notify)
@@ -38,7 +38,7 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 	var counts report.Counts
 	var planErr error
 	err = writeFileAtomic(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
-		counts, planErr = planRows(ctx, cfg, input, w)
+		counts, planErr = planRows(ctx, cfg, input, index, identity.Path, w)
 		return planErr
 	})
 	if planErr != nil {
@@ -71,14 +71,14 @@ func dryRun(ctx context.Context, cfg Config, identity InputIdentity) error {
 	return nil
 }
 
-// planRows writes the dry-run outcome of every row of input to w and returns their counts.
-func planRows(ctx context.Context, cfg Config, input *Input, w io.Writer) (report.Counts, error) {
+// planRows writes the dry-run outcome of every row of input to w and returns their counts. index is the
+// wave index of the file at path, which input reads again.
+func planRows(ctx context.Context, cfg Config, input *Input, index *waveIndex, path string, w io.Writer) (report.Counts, error) {
 	var counts report.Counts
 	if _, err := io.WriteString(w, report.OutcomesHeader); err != nil {
 		return counts, err
 	}
 	outcomes := report.NewOutcomeWriter(w)
-	pairs := newPairSet()
 	skipped := &rowLogger{logger: cfg.Logger}
 	for {
 		if ctx.Err() != nil {
@@ -92,12 +92,20 @@ func planRows(ctx context.Context, cfg Config, input *Input, w io.Writer) (repor
 			return counts, &UsageError{Err: err}
 		}
 
+		duplicate := false
+		if row.Invalid == "" {
+			var change string
+			if duplicate, change = index.checkRow(row); change != "" {
+				return counts, inputChangedError(path, change)
+			}
+		}
+
 		outcome := rowOutcome(row, report.Planned, "")
 		switch {
 		case row.Invalid != "":
 			outcome = rowOutcome(row, report.Invalid, row.Invalid)
 			skipped.log(row, report.Invalid, row.Invalid)
-		case !pairs.Add(row.AppID, row.DeviceID):
+		case duplicate:
 			outcome = rowOutcome(row, report.Duplicate, duplicateReason)
 			skipped.log(row, report.Duplicate, duplicateReason)
 		}

@@ -126,6 +126,11 @@ func OpenInput(path string, defaultNotify bool) (*Input, error) {
 // reads through the same code as OpenInput, so the row count is the last Row.Index that Next returns,
 // and it returns the same *InputError that OpenInput or Next would.
 func ScanInput(path string) (InputSummary, error) {
+	return scanInput(path, nil)
+}
+
+// scanInput is ScanInput that also passes every row to visit, unless visit is nil.
+func scanInput(path string, visit func(Row)) (InputSummary, error) {
 	file, _, err := openInputFile(path)
 	if err != nil {
 		return InputSummary{}, err
@@ -149,6 +154,9 @@ func ScanInput(path string) (InputSummary, error) {
 		summary.Rows++
 		if row.Invalid != "" {
 			summary.Invalid++
+		}
+		if visit != nil {
+			visit(row)
 		}
 	}
 	summary.Size = in.Offset()

@@ -34,7 +34,8 @@ type job struct {
 	throttle *throttle
 	health   *health
 	input    *Input
-	pairs    *pairSet
+	// index contains every pair of the input with its first row, and the precheck's licensed bits.
+	index *waveIndex
 
 	// stop ends the run early for a reason, which becomes the cause of the run's context.
 	stop context.CancelCauseFunc
@@ -51,7 +52,7 @@ type job struct {
 	saveMu sync.Mutex
 }
 
-func newJob(cfg Config, identity InputIdentity, cp *Checkpoint, client *graphclient.Client) (*job, error) {
+func newJob(cfg Config, identity InputIdentity, index *waveIndex, cp *Checkpoint, client *graphclient.Client) (*job, error) {
 	j := &job{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -61,7 +62,7 @@ func newJob(cfg Config, identity InputIdentity, cp *Checkpoint, client *graphcli
 		ledger:   newLedger(identity.Rows, cp),
 		throttle: newThrottle(cfg.Rate, cfg.Burst),
 		health:   &health{outageAfter: cfg.OutageAfter},
-		pairs:    newPairSet(),
+		index:    index,
 		skipped:  &rowLogger{logger: cfg.Logger},
 	}
 	j.form.Store(int32(client.Form()))

@@ -1,9 +1,6 @@
 package reclaim
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // guidKey is the 16 bytes of a GUID in the order its hex digits are written. The order differs from
 // Microsoft's mixed-endian binary layout, which does not matter for comparing ids.
@@ -65,49 +62,3 @@ func (g guidKey) String() string {
 	}
 	return string(b[:])
 }
-
-// pairSet is the set of (app id, device id) pairs seen so far, used to find duplicate rows. It is exact,
-// so two pairs are the same only when both GUIDs are equal. A job has few apps and many devices, so the
-// set keeps one map of 16-byte device keys per app. That costs 16 bytes of key per pair plus the map's
-// overhead, which BenchmarkPairSetMemory includes in its bytes/pair figure.
-//
-// A pairSet is not safe for concurrent use.
-type pairSet struct {
-	devicesByApp map[guidKey]map[guidKey]struct{}
-	len          int
-}
-
-func newPairSet() *pairSet {
-	return &pairSet{devicesByApp: make(map[guidKey]map[guidKey]struct{})}
-}
-
-// Add records the pair and reports whether it was new. Both ids must be valid GUIDs, normally the
-// normalised ids of a valid Row. Add panics on an invalid id, because that means the caller passed a
-// row that cannot be sent.
-func (s *pairSet) Add(appID, deviceID string) (added bool) {
-	app, ok := parseGUID(appID)
-	if !ok {
-		panic(fmt.Sprintf("reclaim: pairSet.Add: app id %q is not a GUID", appID))
-	}
-	device, ok := parseGUID(deviceID)
-	if !ok {
-		panic(fmt.Sprintf("reclaim: pairSet.Add: device id %q is not a GUID", deviceID))
-	}
-
-	devices := s.devicesByApp[app]
-	if devices == nil {
-		devices = make(map[guidKey]struct{})
-		s.devicesByApp[app] = devices
-	}
-	// A single insert replaces a lookup followed by an insert, because the map grows only for a new pair.
-	before := len(devices)
-	devices[device] = struct{}{}
-	if len(devices) == before {
-		return false
-	}
-	s.len++
-	return true
-}
-
-// Len returns the number of distinct pairs added.
-func (s *pairSet) Len() int { return s.len }

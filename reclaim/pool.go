@@ -16,7 +16,8 @@ import (
 
 // feed reads the input and settles what needs no request: finished rows are skipped, invalid and
 // duplicate rows get their outcome at once, and the rest go to the workers in input order. It returns
-// when the input ends or ctx does.
+// when the input ends or ctx does, and at once with an input-changed error when a valid row does not
+// match the wave index.
 func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 	defer close(rows)
 	last := 0
@@ -34,11 +35,15 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 		last = row.Index
 		j.rowsRead.Store(int64(row.Index))
 
-		if j.ledger.isDone(row.Index) {
-			// Finished rows still count for duplicate detection, as they did when they were first read.
-			if row.Invalid == "" {
-				j.pairs.Add(row.AppID, row.DeviceID)
+		// Finished rows are checked too, so that an edit is caught before the rows after it are sent.
+		duplicate := false
+		if row.Invalid == "" {
+			var change string
+			if duplicate, change = j.index.checkRow(row); change != "" {
+				return j.inputChanged(change)
 			}
+		}
+		if j.ledger.isDone(row.Index) {
 			continue
 		}
 		if err := j.ledger.waitRoom(ctx, row.Index); err != nil {
@@ -49,7 +54,7 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 		case row.Invalid != "":
 			j.skipped.log(row, report.Invalid, row.Invalid)
 			err = j.ledger.finish(rowOutcome(row, report.Invalid, row.Invalid))
-		case !j.pairs.Add(row.AppID, row.DeviceID):
+		case duplicate:
 			j.skipped.log(row, report.Duplicate, duplicateReason)
 			err = j.ledger.finish(rowOutcome(row, report.Duplicate, duplicateReason))
 		default:
@@ -80,8 +85,7 @@ func (j *job) checkInputUnchanged(last int) error {
 }
 
 func (j *job) inputChanged(problem string) error {
-	return usageErrorf("input %s changed while reclaim was reading it (%s); leave the file alone during a run, "+
-		"then run again: reclaim will ask for --restart if the content differs from the job's", j.identity.Path, problem)
+	return inputChangedError(j.identity.Path, problem)
 }
 
 // duplicateReason is the error_message of duplicate rows.

@@ -54,12 +54,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer lock.release()
 
-	identity, err := identifyInput(cfg.Input)
+	var memory memoryLimit
+	defer memory.restore()
+	identity, index, err := identifyInput(cfg.Input, checkpointRows(cfg), memory.reserve)
 	if err != nil {
 		return err
 	}
 	if cfg.DryRun {
-		return dryRun(ctx, cfg, identity)
+		return dryRun(ctx, cfg, identity, index)
 	}
 
 	var client *graphclient.Client
@@ -95,7 +97,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 
-	j, err := newJob(cfg, identity, cp, client)
+	j, err := newJob(cfg, identity, index, cp, client)
 	if err != nil {
 		return err
 	}
@@ -125,21 +127,47 @@ func resolveCheckpoint(path string) (string, error) {
 	return filepath.Join(resolvedDir, filepath.Base(absolute)), nil
 }
 
-// identifyInput reads the whole input once: it must be usable, and its identity ties it to a checkpoint.
-func identifyInput(path string) (InputIdentity, error) {
-	summary, err := ScanInput(path)
+// identifyInput reads the whole input and indexes its pairs: it must be usable, and its identity ties it
+// to a checkpoint. rowsHint and reserve are as for indexInput.
+func identifyInput(path string, rowsHint int, reserve func(indexBytes int64)) (InputIdentity, *waveIndex, error) {
+	summary, index, err := indexInput(path, rowsHint, reserve)
 	if err != nil {
-		return InputIdentity{}, &UsageError{Err: err}
+		// Every error here is about the input, and an input-changed error is a UsageError already.
+		var usage *UsageError
+		if !errors.As(err, &usage) {
+			err = &UsageError{Err: err}
+		}
+		return InputIdentity{}, nil, err
 	}
 	if summary.Rows == 0 {
-		return InputIdentity{}, &UsageError{Err: &InputError{Path: path, Problem: "the file has a header but no data rows",
+		return InputIdentity{}, nil, &UsageError{Err: &InputError{Path: path, Problem: "the file has a header but no data rows",
 			Fix: "export the rows to revoke below the header"}}
 	}
 	absolute, err := filepath.Abs(path)
 	if err != nil {
 		absolute = path
 	}
-	return InputIdentity{Path: absolute, Size: summary.Size, SHA256: summary.SHA256, Rows: summary.Rows}, nil
+	return InputIdentity{Path: absolute, Size: summary.Size, SHA256: summary.SHA256, Rows: summary.Rows}, index, nil
+}
+
+// checkpointRows returns the number of input rows that the job's checkpoint records, when the input
+// has the size it records, and otherwise 0. It is only a hint for sizing the index: whether the
+// checkpoint belongs to the input is decided later, from the full identity.
+func checkpointRows(cfg Config) int {
+	cp, err := loadCheckpoint(cfg.Checkpoint)
+	if err != nil {
+		return 0
+	}
+	info, err := os.Stat(cfg.Input)
+	if err != nil || info.Size() != cp.Input.Size {
+		return 0
+	}
+	// A row takes at least two bytes, a cell and a line feed, so a larger count comes from a hand-edited
+	// checkpoint and would only make the index reserve memory in vain.
+	if int64(cp.Input.Rows) > info.Size()/2+1 {
+		return 0
+	}
+	return cp.Input.Rows
 }
 
 // loadOrStartCheckpoint returns the checkpoint of the job in the out dir, or saves a new one when the
