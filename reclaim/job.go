@@ -60,7 +60,7 @@ func newJob(cfg Config, identity InputIdentity, index *waveIndex, cp *Checkpoint
 		base:     *cp,
 		client:   client,
 		ledger:   newLedger(identity.Rows, cp),
-		throttle: newThrottle(cfg.Rate, cfg.Burst),
+		throttle: newThrottle(cfg.Rate, cfg.Burst).logChanges(cfg.Logger, "write"),
 		health:   &health{outageAfter: cfg.OutageAfter},
 		index:    index,
 		skipped:  &rowLogger{logger: cfg.Logger},

@@ -144,22 +144,26 @@ func (j *job) revoke(stopCtx, requestCtx context.Context, row Row) (*report.Outc
 		if attempt > 1 {
 			j.retries.Add(1)
 		}
+		sentAt := time.Now()
 		result, err := j.client.RevokeDeviceLicense(requestCtx, row.AppID, row.DeviceID, row.Notify)
 		j.noteForm()
 		if err == nil {
 			j.health.answered()
+			j.throttle.succeeded()
 			outcome := rowOutcome(row, report.Revoked, "")
 			outcome.HTTPStatus, outcome.Attempts, outcome.RequestID = result.StatusCode, attempt, result.RequestID
 			log.Debug().Int(keyAttempt, attempt).Str(keyRequestID, result.RequestID).Msg("revoked")
 			return &outcome, nil
 		}
 
-		failure, wait, err := j.classify(err, attempt)
+		failure, wait, err := j.classify(err, attempt, sentAt)
 		if err != nil {
 			return nil, err
 		}
 		if failure.settled {
+			// Graph responded without throttling, so the response counts for the rate as a success does.
 			j.health.answered()
+			j.throttle.succeeded()
 			return j.settle(log, row, failure, attempt), nil
 		}
 		if failure.stopped {
@@ -218,10 +222,10 @@ func (f failure) log(event *zerolog.Event, attempt int) *zerolog.Event {
 	return event
 }
 
-// classify turns a failed attempt into a failure and the wait before the next attempt, or into an
-// error that ends the run. On throttling it pauses the whole pool, and the wait it returns is that
-// pause, for the log.
-func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
+// classify turns a failed attempt, sent at sentAt, into a failure and the wait before the next attempt,
+// or into an error that ends the run. On throttling it pauses the whole pool and lowers the rate, and
+// the wait it returns is that pause, for the log.
+func (j *job) classify(err error, attempt int, sentAt time.Time) (failure, time.Duration, error) {
 	var graphErr *graphclient.Error
 	var transportErr *graphclient.TransportError
 	var authErr *graphclient.AuthError
@@ -246,8 +250,7 @@ func (j *job) classify(err error, attempt int) (failure, time.Duration, error) {
 		case graphclient.Throttled:
 			// The limit is per app and tenant, so every worker waits, not only this one.
 			j.throttled.Add(1)
-			j.throttle.pause(wait)
-			return f, wait, nil
+			return f, j.throttle.throttled(sentAt, graphErr.RetryAfter), nil
 		case graphclient.Transient:
 			j.health.fault()
 		default:
