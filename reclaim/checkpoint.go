@@ -41,6 +41,7 @@ type Checkpoint struct {
 
 	Requests       int64   `json:"requests"`
 	Throttled      int64   `json:"throttled"`
+	Reads          int64   `json:"reads"`
 	Retries        int64   `json:"retries"`
 	TokensRejected int64   `json:"tokens_rejected"`
 	Runs           int     `json:"runs"`

@@ -40,8 +40,8 @@ type Config struct {
 	// Target names what the job sends to in its checkpoint: GraphURL, or SimulatorTarget.
 	Target string
 
-	// Rate is the number of requests per second the whole pool may start; Burst is how many may start
-	// at once after a quiet spell.
+	// Rate is the most revoke requests per second the whole pool may start: the run adapts its rate
+	// to Graph's throttling below it. Burst is how many may start at once after a quiet spell.
 	Rate  float64
 	Burst int
 	// Workers is the number of requests in flight at most.
@@ -52,6 +52,9 @@ type Config struct {
 	Timeout time.Duration
 	// Notify is the default of notifyManagedDevices for rows without a notify cell.
 	Notify bool
+	// Precheck reads each app's license holders before its revoke requests, and sends none for a
+	// device that holds no license. The command line turns it on unless --precheck=false.
+	Precheck bool
 	// DryRun reads and checks everything and sends nothing.
 	DryRun bool
 	// Deadline, when positive, stops the run from starting rows after this long.
@@ -95,6 +98,11 @@ const (
 	DefaultMaxAttempts = 8
 	DefaultOutageAfter = 5 * time.Minute
 	DefaultDrain       = 10 * time.Second
+
+	// MinRate and MaxRate bound --rate. The maximum is far above Graph's limit, which the adaptive
+	// rate finds by itself, so that a benchmark can measure the client against an unthrottled server.
+	MinRate = 0.01
+	MaxRate = 100000.0
 )
 
 // withDefaults returns cfg with every zero optional field set, or a UsageError naming the first bad value.
@@ -123,8 +131,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	// The command line always passes its defaults, so a zero here was given on purpose and is an error.
 	// The negated comparison also rejects NaN.
 	switch {
-	case !(cfg.Rate >= 0.01 && cfg.Rate <= 1000):
-		return cfg, usageErrorf("--rate %g is out of range: give requests per second from 0.01 to 1000 (Graph allows one app about 5)", cfg.Rate)
+	case !(cfg.Rate >= MinRate && cfg.Rate <= MaxRate):
+		return cfg, usageErrorf("--rate %g is out of range: give requests per second from %g to %g (Graph allows one app about 5)", cfg.Rate, MinRate, MaxRate)
 	case cfg.Burst < 1:
 		return cfg, usageErrorf("--burst %d is out of range: give 1 or more", cfg.Burst)
 	case cfg.Workers < 1 || cfg.Workers > 256:

@@ -36,6 +36,8 @@ type job struct {
 	input    *Input
 	// index contains every pair of the input with its first row, and the precheck's licensed bits.
 	index *waveIndex
+	// precheck reads license holders before revokes; nil with --precheck=false.
+	precheck *precheck
 
 	// stop ends the run early for a reason, which becomes the cause of the run's context.
 	stop context.CancelCauseFunc
@@ -71,6 +73,9 @@ func newJob(cfg Config, identity InputIdentity, index *waveIndex, cp *Checkpoint
 		return nil, err
 	}
 	j.ledger.attach(log)
+	if cfg.Precheck {
+		j.precheck = newPrecheck(j, newThrottle(readRateFactor*cfg.Rate, cfg.Burst).logChanges(cfg.Logger, "read"))
+	}
 	if recovered := j.ledger.finished() - cp.Counts.Total(); recovered > 0 || log.cut > 0 {
 		j.log.Info().Int64("rows_recovered", recovered).Int64("torn_bytes_cut", log.cut).
 			Msg("resuming: read back the outcome lines written after the last checkpoint")
@@ -112,6 +117,10 @@ func (j *job) run(ctx context.Context) error {
 	defer cancelRequests()
 
 	pool, poolCtx := errgroup.WithContext(stopCtx)
+	if j.precheck != nil {
+		j.precheck.prefetch(poolCtx)
+		defer j.precheck.wait()
+	}
 	rows := make(chan Row, j.cfg.Workers)
 	pool.Go(func() error { return j.feed(poolCtx, rows) })
 	for range j.cfg.Workers {
@@ -203,6 +212,7 @@ func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	cp.URLForm = j.client.Form().String()
 	cp.Requests = j.base.Requests + j.client.Sent()
 	cp.Throttled = j.base.Throttled + j.throttled.Load()
+	cp.Reads = j.base.Reads + j.client.Reads()
 	cp.Retries = j.base.Retries + j.retries.Load()
 	cp.TokensRejected = j.base.TokensRejected + j.client.RejectedTokens()
 	cp.Runs = j.base.Runs + 1

@@ -58,14 +58,31 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 			j.skipped.log(row, report.Duplicate, duplicateReason)
 			err = j.ledger.finish(rowOutcome(row, report.Duplicate, duplicateReason))
 		default:
-			select {
-			case rows <- row:
-			case <-ctx.Done():
-			}
+			err = j.dispatch(ctx, row, rows)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// dispatch hands a valid new row to the workers, unless the precheck settles it without a request.
+func (j *job) dispatch(ctx context.Context, row Row, rows chan<- Row) error {
+	if j.precheck != nil {
+		outcome, send, err := j.precheck.decide(ctx, row)
+		switch {
+		case err != nil:
+			return err
+		case outcome != nil:
+			return j.ledger.finish(*outcome)
+		case !send:
+			return nil // the run is stopping: the row stays pending
+		}
+	}
+	select {
+	case rows <- row:
+	case <-ctx.Done():
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,6 +72,7 @@ func logStart(event *zerolog.Event, cfg Config, identity InputIdentity, done int
 		Stringer("outage_after", cfg.OutageAfter).
 		Bool("notify_default", cfg.Notify).
 		Bool("dry_run", cfg.DryRun).
+		Bool("precheck", cfg.Precheck && !cfg.DryRun).
 		Str("app_id_column", columns.AppID.Name).
 		Str("device_id_column", columns.DeviceID.Name).
 		Str("encoding", format.Encoding).
@@ -93,6 +94,8 @@ func (j *job) logProgress(done int64, rowsPerSecond float64) {
 		Float64("rows_per_second", round(rowsPerSecond, 2)).
 		Int64("requests", j.base.Requests+j.client.Sent()).
 		Int64("throttled", j.base.Throttled+j.throttled.Load()).
+		Float64("rate", round(j.throttle.rate(), 2)).
+		Int64("reads", j.base.Reads+j.client.Reads()).
 		Int64("retries", j.base.Retries+j.retries.Load()).
 		Int64("tokens_rejected", j.base.TokensRejected+j.client.RejectedTokens())
 	if pending := int64(j.identity.Rows) - done; rowsPerSecond > 0 {
@@ -122,6 +125,7 @@ func summaryOf(cp *Checkpoint) report.Summary {
 		Counts:    cp.Counts,
 		Requests:  cp.Requests,
 		Throttled: cp.Throttled,
+		Reads:     cp.Reads,
 		Retries:   cp.Retries,
 		Rejected:  cp.TokensRejected,
 		Runs:      cp.Runs,
@@ -148,18 +152,24 @@ func summaryLog(event *zerolog.Event, s report.Summary) *zerolog.Event {
 // outcomes.csv. It is safe for concurrent use.
 type rowLogger struct {
 	logger zerolog.Logger
-	logged [2]atomic.Int64 // invalid, duplicate
+
+	mu     sync.Mutex
+	logged map[report.Status]int
 }
 
-// maxLoggedRows is how many invalid and how many duplicate rows are logged one by one.
+// maxLoggedRows is how many rows of each status are logged one by one.
 const maxLoggedRows = 50
 
 func (l *rowLogger) log(row Row, status report.Status, reason string) {
-	kind := 0
-	if status == report.Duplicate {
-		kind = 1
+	l.mu.Lock()
+	if l.logged == nil {
+		l.logged = map[report.Status]int{}
 	}
-	switch n := l.logged[kind].Add(1); {
+	l.logged[status]++
+	n := l.logged[status]
+	l.mu.Unlock()
+
+	switch {
 	case n <= maxLoggedRows:
 		l.logger.Warn().Int(keyRow, row.Index).Int("line", row.Line).Str(keyAppID, row.AppID).Str(keyDeviceID, row.DeviceID).
 			Str(keyStatus, string(status)).Str("reason", reason).Msg("row not sent")

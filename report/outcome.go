@@ -22,16 +22,17 @@ import (
 type Status string
 
 const (
-	Revoked   Status = "revoked"   // Graph accepted the revoke request
-	NotFound  Status = "not_found" // Graph returned 404: the app or the device does not exist
-	Failed    Status = "failed"    // Graph refused the request, or every attempt failed
-	Invalid   Status = "invalid"   // the row cannot be sent, for the reason in error_message
-	Duplicate Status = "duplicate" // an earlier row has the same app and device
-	Planned   Status = "planned"   // a dry run would send this row
+	Revoked     Status = "revoked"      // Graph accepted the revoke request
+	NotLicensed Status = "not_licensed" // the device held no license for the app, so nothing was sent
+	NotFound    Status = "not_found"    // Graph returned 404: the app or the device does not exist
+	Failed      Status = "failed"       // Graph refused the request, or every attempt failed
+	Invalid     Status = "invalid"      // the row cannot be sent, for the reason in error_message
+	Duplicate   Status = "duplicate"    // an earlier row has the same app and device
+	Planned     Status = "planned"      // a dry run would send this row
 )
 
 // Statuses lists every Status in the order the summary shows them.
-var Statuses = []Status{Revoked, NotFound, Failed, Invalid, Duplicate, Planned}
+var Statuses = []Status{Revoked, NotLicensed, NotFound, Failed, Invalid, Duplicate, Planned}
 
 // ParseStatus returns the Status spelled s.
 func ParseStatus(s string) (Status, error) {

@@ -27,16 +27,17 @@ func ExampleOutcomeWriter() {
 
 func ExampleSummary_WriteCSV() {
 	s := report.Summary{
-		Rows:     5,
-		Counts:   report.Counts{Revoked: 3, Failed: 1},
-		Requests: 6, Throttled: 1, Retries: 2, Runs: 2,
+		Rows:     6,
+		Counts:   report.Counts{Revoked: 3, NotLicensed: 1, Failed: 1},
+		Requests: 6, Throttled: 1, Reads: 4, Retries: 2, Runs: 2,
 		Elapsed: 1500 * time.Millisecond,
 	}
 	s.WriteCSV(os.Stdout)
 	// Output:
 	// metric,value
-	// rows,5
+	// rows,6
 	// revoked,3
+	// not_licensed,1
 	// not_found,0
 	// failed,1
 	// invalid,0
@@ -45,6 +46,7 @@ func ExampleSummary_WriteCSV() {
 	// pending,1
 	// requests,6
 	// throttled,1
+	// reads,4
 	// retries,2
 	// tokens_rejected,0
 	// runs,2

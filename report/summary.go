@@ -11,12 +11,13 @@ import (
 
 // Counts holds the number of rows that ended with each Status.
 type Counts struct {
-	Revoked   int64 `json:"revoked"`
-	NotFound  int64 `json:"not_found"`
-	Failed    int64 `json:"failed"`
-	Invalid   int64 `json:"invalid"`
-	Duplicate int64 `json:"duplicate"`
-	Planned   int64 `json:"planned"`
+	Revoked     int64 `json:"revoked"`
+	NotLicensed int64 `json:"not_licensed"`
+	NotFound    int64 `json:"not_found"`
+	Failed      int64 `json:"failed"`
+	Invalid     int64 `json:"invalid"`
+	Duplicate   int64 `json:"duplicate"`
+	Planned     int64 `json:"planned"`
 }
 
 // Add counts one row that ended with s.
@@ -38,8 +39,8 @@ func (c Counts) Total() int64 {
 	return total
 }
 
-// AllSucceeded reports whether every counted row was revoked, a duplicate or planned: the rows that
-// make a complete job exit with 0.
+// AllSucceeded reports whether every counted row was revoked, held no license, was a duplicate or was
+// planned: the rows that make a complete job exit with 0.
 func (c Counts) AllSucceeded() bool {
 	return c.NotFound == 0 && c.Failed == 0 && c.Invalid == 0
 }
@@ -48,6 +49,8 @@ func (c *Counts) field(s Status) *int64 {
 	switch s {
 	case Revoked:
 		return &c.Revoked
+	case NotLicensed:
+		return &c.NotLicensed
 	case NotFound:
 		return &c.NotFound
 	case Failed:
@@ -69,8 +72,10 @@ type Summary struct {
 	Counts Counts
 	// Requests counts the revoke requests sent to Graph, retries included.
 	Requests int64
-	// Throttled counts the responses with status 429.
+	// Throttled counts the responses with status 429 to revoke requests.
 	Throttled int64
+	// Reads counts the read requests of the license precheck, retries included.
+	Reads int64
 	// Retries counts the attempts after the first one of each row.
 	Retries int64
 	// Rejected counts the access tokens Graph rejected with 401, each replaced by a fresh one.
@@ -102,6 +107,7 @@ func (s Summary) WriteCSV(w io.Writer) error {
 		metric{"pending", itoa(s.Pending())},
 		metric{"requests", itoa(s.Requests)},
 		metric{"throttled", itoa(s.Throttled)},
+		metric{"reads", itoa(s.Reads)},
 		metric{"retries", itoa(s.Retries)},
 		metric{"tokens_rejected", itoa(s.Rejected)},
 		metric{"runs", strconv.Itoa(s.Runs)},
@@ -122,18 +128,20 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w,
 		"reclaim: %s\n"+
-			"  rows       %d\n"+
-			"  revoked    %d\n"+
-			"  not_found  %d\n"+
-			"  failed     %d\n"+
-			"  invalid    %d\n"+
-			"  duplicate  %d\n"+
-			"  planned    %d\n"+
-			"  requests   %d (throttled %d, retries %d)\n"+
-			"  elapsed    %s over %d run(s)\n",
-		state, s.Rows, s.Counts.Revoked, s.Counts.NotFound, s.Counts.Failed, s.Counts.Invalid,
-		s.Counts.Duplicate, s.Counts.Planned, s.Requests, s.Throttled, s.Retries,
-		s.Elapsed.Round(time.Second), s.Runs)
+			"  rows          %d\n"+
+			"  revoked       %d\n"+
+			"  not_licensed  %d\n"+
+			"  not_found     %d\n"+
+			"  failed        %d\n"+
+			"  invalid       %d\n"+
+			"  duplicate     %d\n"+
+			"  planned       %d\n"+
+			"  requests      %d (throttled %d, retries %d)\n"+
+			"  reads         %d\n"+
+			"  elapsed       %s over %d run(s)\n",
+		state, s.Rows, s.Counts.Revoked, s.Counts.NotLicensed, s.Counts.NotFound, s.Counts.Failed,
+		s.Counts.Invalid, s.Counts.Duplicate, s.Counts.Planned, s.Requests, s.Throttled, s.Retries,
+		s.Reads, s.Elapsed.Round(time.Second), s.Runs)
 	return err
 }
 

@@ -28,7 +28,7 @@ Usage:
 Run "reclaim run --help" for the flags. Every flag can also be set in the environment as
 RECLAIM_<FLAG> in upper snake case, such as RECLAIM_OUT_DIR; a flag on the command line wins.
 
-Exit codes: 0 complete, every row revoked or duplicate; 1 complete, some rows failed, not_found or
+Exit codes: 0 complete, every row revoked, not_licensed or duplicate; 1 complete, some rows failed, not_found or
 invalid; 2 usage, configuration or input error; 3 authentication or permission failure; 4 stopped
 early or out dir busy, run again to resume.
 `
@@ -70,11 +70,12 @@ func newRunFlagSet(f *runFlags) *flag.FlagSet {
 	fs.StringVar(&c.OutDir, "out-dir", reclaim.DefaultOutDir, "`folder` for outcomes.csv, summary.csv and checkpoint.json")
 	fs.StringVar(&c.Checkpoint, "checkpoint", "", "checkpoint `path` (default <out-dir>/checkpoint.json)")
 	fs.StringVar(&c.GraphURL, "graph-url", graphclient.DefaultGraphURL, "Graph root `URL`, ending in /beta, the only version with revokeDeviceLicense")
-	fs.Float64Var(&c.Rate, "rate", reclaim.DefaultRate, "requests per second started by all workers together")
+	fs.Float64Var(&c.Rate, "rate", reclaim.DefaultRate, "most revoke requests per second started by all workers together; the run slows down below it when Graph throttles")
 	fs.IntVar(&c.Burst, "burst", reclaim.DefaultBurst, "requests that may start at once after a quiet spell")
 	fs.IntVar(&c.Workers, "workers", reclaim.DefaultWorkers, "requests in flight at most")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", reclaim.DefaultMaxAttempts, "attempts per row, the first one included")
 	fs.DurationVar(&c.Timeout, "timeout", graphclient.DefaultTimeout, "time limit of one request")
+	fs.BoolVar(&c.Precheck, "precheck", true, "read each app's license holders first and send no revoke for a device without a license (--precheck=false sends every row)")
 	fs.BoolVar(&c.Notify, "notify", false, "default of notifyManagedDevices for rows without a notify cell")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "read and check every row, write planned outcomes to <out-dir>/dry-run, send nothing; needs no credentials")
 	fs.DurationVar(&c.Deadline, "deadline", 0, "stop starting rows after this `duration`, then exit 4 (0: no deadline)")
@@ -88,7 +89,7 @@ func newRunFlagSet(f *runFlags) *flag.FlagSet {
 
 // runUsageFooter ends the help of "reclaim run".
 const runUsageFooter = `
-Exit codes: 0 complete, every row revoked or duplicate; 1 complete, some rows failed, not_found or
+Exit codes: 0 complete, every row revoked, not_licensed or duplicate; 1 complete, some rows failed, not_found or
 invalid; 2 usage, configuration or input error; 3 authentication or permission failure; 4 stopped
 early or out dir busy, run the same command again to resume.
 `
@@ -193,7 +194,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	code := reclaim.ExitCode(err)
 	switch {
 	case (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed) && !cfg.DryRun:
-		fmt.Fprintf(stdout, "  outcomes   %s\n", filepath.Join(cfg.OutDir, reclaim.OutcomesFile))
+		fmt.Fprintf(stdout, "  outcomes      %s\n", filepath.Join(cfg.OutDir, reclaim.OutcomesFile))
 	case code == reclaim.ExitAuth:
 		fmt.Fprintln(stdout, "Fix the credential or the permission named in the log, then run the same command again to resume.")
 	case busy != nil:

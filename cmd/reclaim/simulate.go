@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
@@ -37,6 +38,8 @@ func startSimulator(cfg *reclaim.Config, log zerolog.Logger) (*graphsim.Server, 
 		return nil, err
 	}
 
+	licensed, unlicensed := seedLicenses(sim, cfg.Input)
+
 	transport := sim.Client().Transport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
 	cfg.GraphURL = sim.GraphURL()
@@ -46,6 +49,50 @@ func startSimulator(cfg *reclaim.Config, log zerolog.Logger) (*graphsim.Server, 
 	cfg.HTTPClient = &http.Client{Transport: transport}
 	log.Info().Str("graph_url", sim.GraphURL()).Int("write_limit", opts.WriteLimit).
 		Stringer("write_window", opts.WriteWindow).Float64("fault_rate", opts.FaultRate).
+		Int("licensed_pairs", licensed).Int("unlicensed_pairs", unlicensed).
 		Msg("simulator started: Intune-like throttling, latency and faults, scaled for a demo")
 	return sim, nil
+}
+
+// unlicensedEvery makes every so many distinct pairs of the input hold no license in the simulator, so
+// that the demo shows not_licensed rows.
+const unlicensedEvery = 8
+
+// seedLicenses gives the simulator's apps a license for the input's pairs, except every
+// unlicensedEvery-th one and the ids that the simulator treats as unknown. An input that cannot be
+// read seeds nothing: the run reports the problem itself.
+func seedLicenses(sim *graphsim.Server, path string) (licensed, unlicensed int) {
+	input, err := reclaim.OpenInput(path, false)
+	if err != nil {
+		return 0, 0
+	}
+	defer input.Close()
+
+	devicesByApp := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for {
+		row, err := input.Next()
+		if err != nil {
+			break
+		}
+		app, device := strings.ToLower(row.AppID), strings.ToLower(row.DeviceID)
+		pair := [2]string{app, device}
+		if row.Invalid != "" || seen[pair] ||
+			strings.HasPrefix(app, graphsim.DefaultUnknownPrefix) || strings.HasPrefix(device, graphsim.DefaultUnknownPrefix) {
+			continue
+		}
+		seen[pair] = true
+		if len(seen)%unlicensedEvery == 0 {
+			unlicensed++
+			continue
+		}
+		devicesByApp[app] = append(devicesByApp[app], device)
+		licensed++
+	}
+	for app, devices := range devicesByApp {
+		if err := sim.AddLicenses(app, true, devices); err != nil {
+			return 0, 0
+		}
+	}
+	return licensed, unlicensed
 }
