@@ -73,6 +73,10 @@ type Config struct {
 	NewCredential func() (azcore.TokenCredential, error)
 	// HTTPClient sends the Graph requests; nil means graphclient's own.
 	HTTPClient *http.Client
+	// LimitMemory sets the Go runtime's soft memory limit for the size of the wave index during the run,
+	// unless GOMEMLIMIT is set. The limit applies to the whole process, so only a process that runs
+	// nothing but the job should set it, as the command line does.
+	LimitMemory bool
 	// Version is sent in the User-Agent header.
 	Version string
 

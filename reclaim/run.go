@@ -54,9 +54,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer lock.release()
 
-	var memory memoryLimit
-	defer memory.restore()
-	identity, index, err := identifyInput(cfg.Input, checkpointRows(cfg), memory.reserve)
+	var reserve func(indexBytes int64)
+	if cfg.LimitMemory {
+		var memory memoryLimit
+		defer memory.restore()
+		reserve = memory.reserve
+	}
+	identity, index, err := identifyInput(cfg.Input, checkpointRows(cfg), reserve)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cfg.Logger = log
 	cfg.Stdout = stdout
 	cfg.Version = version
+	cfg.LimitMemory = true
 	if f.simulate {
 		if cfg.GraphURL != graphclient.DefaultGraphURL {
 			fmt.Fprintln(stderr, "reclaim: --simulate and --graph-url exclude each other: the simulator has its own URL")
