@@ -384,16 +384,19 @@ func (c *rateControl) throttled(sentAt, now time.Time, retryAfter time.Duration)
 		}
 	}
 
-	// A 429 during the recovery from the last decrease comes from the same overload, so the peak stays.
-	// NOTE: when the limit falls in the middle of a run, the rate comes down by only a few percent per
-	// window, because each recovery climbs back to just under the last throttled rate. Until then the
-	// window stays full, and each window costs a 429 and a pause.
-	if c.peak == 0 || c.responses >= recoverResponses {
+	// A 429 during the recovery from the last decrease may come from the same overload, because a
+	// sliding window still counts the requests sent before the decrease, so it moves the peak only
+	// halfway down to the rate. Repeated 429s, as after the limit fell in the middle of a run, bring the
+	// peak down to the new limit within a few windows.
+	switch {
+	case c.peak == 0 || c.responses >= recoverResponses:
 		c.peak = c.rate
-		c.probe = probeResponses
-		if c.peak >= c.ceiling {
-			c.probe = probeCeilingResponses
-		}
+	default:
+		c.peak = min(c.peak, (c.peak+c.rate)/2)
+	}
+	c.probe = probeResponses
+	if c.peak >= c.ceiling {
+		c.probe = probeCeilingResponses
 	}
 	c.rate = max(c.floor, rateDecrease*c.rate)
 	c.startShare = c.rate / c.peak

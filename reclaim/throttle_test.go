@@ -170,16 +170,36 @@ func TestRateControlCurve(t *testing.T) {
 	}
 }
 
-func TestRateControlKeepsPeakDuringRecovery(t *testing.T) {
+func TestRateControlPeakDuringRecovery(t *testing.T) {
 	clock := newFakeClock()
 	c := newRateControl(100)
 	c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
 	respond(&c, clock, recoverResponses/4, time.Millisecond)
+	rateAtSecond := c.rate
 	c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
 	respond(&c, clock, recoverResponses, time.Millisecond)
 
-	if want := (1 - rateMargin) * 100; math.Abs(c.rate-want) > 1e-9 {
-		t.Errorf("rate after a 429 during the recovery and %d responses = %v, want %v: the first peak", recoverResponses, c.rate, want)
+	// The second 429 moves the peak halfway from 100 down to the rate it came at.
+	peak := (100 + rateAtSecond) / 2
+	if want := (1 - rateMargin) * peak; math.Abs(c.rate-want) > 1e-9 {
+		t.Errorf("rate after a 429 during the recovery and %d responses = %v, want %v", recoverResponses, c.rate, want)
+	}
+}
+
+func TestRateControlFollowsFallenLimit(t *testing.T) {
+	clock := newFakeClock()
+	c := newRateControl(100)
+	// The limit falls to 40 per second: every rate above it gets a 429 within a few dozen responses.
+	for range 200 {
+		if c.rate > 40 {
+			respond(&c, clock, 20, time.Millisecond)
+			c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
+			continue
+		}
+		respond(&c, clock, 20, time.Millisecond)
+	}
+	if c.rate > 40 || c.peak > 45 {
+		t.Errorf("rate %v, peak %v after repeated 429s above 40 per second; want both near 40", c.rate, c.peak)
 	}
 }
 
