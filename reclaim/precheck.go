@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,6 +18,9 @@ import (
 
 // precheckParallel is how many apps the precheck reads at the same time.
 const precheckParallel = 4
+
+// maxLoggedApps is how many apps the precheck logs its result for, one line each.
+const maxLoggedApps = 50
 
 // readRateFactor is the ceiling of the read rate as a multiple of --rate: Graph gives reads a budget ten
 // times larger than writes.
@@ -47,6 +51,8 @@ type precheck struct {
 	slots    chan struct{}
 	// running counts the goroutines of started prechecks.
 	running sync.WaitGroup
+	// appsLogged counts the apps whose precheck has begun, for appLogger.
+	appsLogged atomic.Int64
 
 	mu   sync.Mutex
 	apps map[string]*appCheck
@@ -69,27 +75,43 @@ func newPrecheck(j *job, t *throttle) *precheck {
 	return &precheck{j: j, throttle: t, slots: make(chan struct{}, precheckParallel), apps: map[string]*appCheck{}}
 }
 
-// start begins the precheck of appID unless it has begun, and returns it.
-func (p *precheck) start(ctx context.Context, appID string) *appCheck {
+// register returns the precheck of appID, and true when this call created it.
+func (p *precheck) register(appID string) (*appCheck, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.apps[appID]; ok {
-		return c
+		return c, false
 	}
 	c := &appCheck{done: make(chan struct{})}
 	p.apps[appID] = c
+	return c, true
+}
+
+// start begins the precheck of appID unless it has begun, and returns it. The precheck waits for a
+// free slot, so that at most precheckParallel apps are read at a time.
+func (p *precheck) start(ctx context.Context, appID string) *appCheck {
+	c, created := p.register(appID)
+	if !created {
+		return c
+	}
 	p.running.Go(func() {
-		defer close(c.done)
 		select {
 		case p.slots <- struct{}{}:
-			defer func() { <-p.slots }()
 		case <-ctx.Done():
 			c.err = ctx.Err()
+			close(c.done)
 			return
 		}
-		p.check(ctx, appID, c)
+		p.run(ctx, appID, c)
 	})
 	return c
+}
+
+// run runs the precheck of appID in a slot it holds, then frees the slot.
+func (p *precheck) run(ctx context.Context, appID string, c *appCheck) {
+	defer func() { <-p.slots }()
+	defer close(c.done)
+	p.check(ctx, appID, c)
 }
 
 // wait waits for the goroutines of every started precheck to end; they end soon after their context.
@@ -106,9 +128,22 @@ func (p *precheck) await(ctx context.Context, appID string) (*appCheck, error) {
 	}
 }
 
+// appLogger returns the logger for the precheck of one more app: the run's logger for the first
+// maxLoggedApps apps, and a logger that discards everything after that. The rows carry the outcome of
+// every app in outcomes.csv.
+func (p *precheck) appLogger(appID string) zerolog.Logger {
+	switch n := p.appsLogged.Add(1); {
+	case n <= maxLoggedApps:
+		return p.j.log.With().Str(keyAppID, appID).Logger()
+	case n == maxLoggedApps+1:
+		p.j.log.Info().Msgf("precheck: more than %d apps; the results of the others are only in %s", maxLoggedApps, OutcomesFile)
+	}
+	return zerolog.Nop()
+}
+
 // check reads the app and its license holders and fills c.
 func (p *precheck) check(ctx context.Context, appID string, c *appCheck) {
-	log := p.j.log.With().Str(keyAppID, appID).Logger()
+	log := p.appLogger(appID)
 	started := time.Now()
 
 	var app graphclient.App
@@ -240,8 +275,9 @@ func (p *precheck) read(ctx context.Context, log zerolog.Logger, what string, se
 	}
 }
 
-// prefetch starts the precheck of every app that has a pending row, in the order of its first pending
-// row, so that the feed seldom waits for one.
+// prefetch starts the prechecks of the apps that have a pending row, in the order of their first
+// pending row, so that the feed seldom waits for one. One goroutine hands out the slots in that order,
+// so that a job of many apps holds few goroutines.
 func (p *precheck) prefetch(ctx context.Context) {
 	type pending struct {
 		appID string
@@ -261,9 +297,22 @@ func (p *precheck) prefetch(ctx context.Context) {
 		}
 	}
 	slices.SortFunc(apps, func(a, b pending) int { return cmp.Compare(a.first, b.first) })
-	for _, app := range apps {
-		p.start(ctx, app.appID)
-	}
+
+	p.running.Go(func() {
+		for _, app := range apps {
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			c, created := p.register(app.appID)
+			if !created {
+				<-p.slots // the feed started this app already
+				continue
+			}
+			p.running.Go(func() { p.run(ctx, app.appID, c) })
+		}
+	})
 }
 
 // decide returns the precheck's result for a valid, new row: an outcome that settles it without a
