@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -47,6 +48,8 @@ type waveIndex struct {
 	buckets []uint32
 	// licensedBits has bit i%64 of word i/64 set when entries[i] is licensed.
 	licensedBits []atomic.Uint64
+	// prints has the rowPrint of every row, valid or not, at the row's index minus one.
+	prints []uint32
 }
 
 // appSpan locates the pairs of one app. Its pairs are split into 2^bits buckets by the first bits of the
@@ -168,6 +171,32 @@ func (x *waveIndex) markLicensed(appID string, deviceIDs []string) int {
 	return marked
 }
 
+// rowPrint returns a 32-bit hash of what a row means for the run: its ids, or its cells and the reason
+// it is invalid. The notify value is left out, because its default differs between the reads.
+func rowPrint(row Row) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(row.AppID))
+	h.Write([]byte{0})
+	h.Write([]byte(row.DeviceID))
+	h.Write([]byte{0})
+	h.Write([]byte(row.Invalid))
+	return h.Sum32()
+}
+
+// changedRow describes how row differs from the row with its number when the index was built, or
+// returns "" when it is the same. It catches an edit that keeps a row valid and its pair known, such as
+// a row made into a copy of an earlier one, which checkRow alone would take for a duplicate.
+func (x *waveIndex) changedRow(row Row) string {
+	if row.Index < 1 || row.Index > len(x.prints) {
+		return fmt.Sprintf("row %d was not in the file when the run started", row.Index)
+	}
+	if x.prints[row.Index-1] != rowPrint(row) {
+		return fmt.Sprintf("row %d (line %d), now app %q and device %q, is not what it was when the run started",
+			row.Index, row.Line, row.AppID, row.DeviceID)
+	}
+	return ""
+}
+
 // checkRow reports whether a valid row is a duplicate of an earlier row. When the row does not match
 // the index, which happens only when the file changed after the index was built, checkRow returns a
 // description of the change for an input-changed error instead.
@@ -188,7 +217,7 @@ func (x *waveIndex) checkRow(row Row) (duplicate bool, change string) {
 // indexBytesFor returns the size in bytes of the index of a file of rows rows with few apps: the
 // entries, the buckets and the licensed bits.
 func indexBytesFor(rows int) int64 {
-	return int64(rows)*entryBytes + int64(rows)/pairsPerBucket*4 + int64(rows+63)/64*8
+	return int64(rows)*(entryBytes+4) + int64(rows)/pairsPerBucket*4 + int64(rows+63)/64*8
 }
 
 // indexBuilder collects the valid rows of one read of an input file into a waveIndex. Its entries
@@ -198,6 +227,7 @@ type indexBuilder struct {
 	maxRows  int
 	overflow bool
 	entries  []indexEntry
+	prints   []uint32
 	// apps lists the app ids in order of first appearance, and appNumbers maps each to its position.
 	apps       []guidKey
 	appNumbers map[guidKey]uint32
@@ -213,7 +243,8 @@ func newIndexBuilder(path string, maxRows int) (*indexBuilder, error) {
 		return nil, &InputError{Path: path, Problem: fmt.Sprintf("the file has %d rows, more than the %d that reclaim can index", maxRows, uint32(math.MaxUint32)),
 			Fix: "split the file into smaller waves"}
 	}
-	return &indexBuilder{maxRows: maxRows, entries: make([]indexEntry, 0, maxRows), appNumbers: make(map[guidKey]uint32)}, nil
+	return &indexBuilder{maxRows: maxRows, entries: make([]indexEntry, 0, maxRows), prints: make([]uint32, 0, maxRows),
+		appNumbers: make(map[guidKey]uint32)}, nil
 }
 
 // add records row, which comes from Input.Next in row order.
@@ -222,6 +253,7 @@ func (b *indexBuilder) add(row Row) {
 		b.overflow = true
 		return
 	}
+	b.prints = append(b.prints, rowPrint(row))
 	if row.Invalid != "" {
 		return
 	}
@@ -290,8 +322,10 @@ func (b *indexBuilder) build() *waveIndex {
 
 	spans, buckets := bucketApps(entries, len(apps))
 
-	b.entries, b.apps, b.appNumbers = nil, nil, nil
+	prints := b.prints
+	b.entries, b.prints, b.apps, b.appNumbers = nil, nil, nil, nil
 	return &waveIndex{
+		prints:       prints,
 		entries:      entries,
 		apps:         apps,
 		spans:        spans,

@@ -212,7 +212,7 @@ func TestRunStopsAtRowChangedAfterIndexing(t *testing.T) {
 
 	err = <-done
 	var usage *UsageError
-	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "row 7, app "+app1+" and device "+edited) {
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "row 7 (line 8), now app \""+app1+"\" and device \""+edited+"\"") {
 		t.Fatalf("Run() error = %v, want an input-changed error that names row 7", err)
 	}
 	calls := sim.Stats().RevokeCalls

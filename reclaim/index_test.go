@@ -537,3 +537,56 @@ func BenchmarkWaveIndexCheckRow(b *testing.B) {
 		i++
 	}
 }
+
+func TestIndexChangedRow(t *testing.T) {
+	const (
+		app     = "6513270e-269e-4d37-b2a7-4de452e6b438"
+		device1 = "36f675cc-81e7-4ef5-a8e2-5d940ed90475"
+		device2 = "6cad4a26-8d11-4ece-9738-f7d93d9c1724"
+	)
+	path := writeInput(t, "appId,deviceId\n"+app+","+device1+"\n"+app+","+device2+"\n"+app+",not-a-guid\n")
+	_, index, err := indexInput(path, 0, nil)
+	if err != nil {
+		t.Fatalf("indexInput() error = %v", err)
+	}
+
+	tests := []struct {
+		name    string
+		row     Row
+		changed bool
+	}{
+		{"same valid row", Row{Index: 2, AppID: app, DeviceID: device2}, false},
+		{"same invalid row", Row{Index: 3, AppID: app, DeviceID: "not-a-guid", Invalid: invalidReason(t, path, 3)}, false},
+		{"copy of an earlier pair", Row{Index: 2, AppID: app, DeviceID: device1}, true},
+		{"typo makes it invalid", Row{Index: 2, AppID: app, DeviceID: device2[:35] + "g", Invalid: "device id is not a GUID"}, true},
+		{"invalid row made valid", Row{Index: 3, AppID: app, DeviceID: device2}, true},
+		{"row past the end", Row{Index: 4, AppID: app, DeviceID: device2}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			change := index.changedRow(tt.row)
+			if got := change != ""; got != tt.changed {
+				t.Errorf("changedRow(%+v) = %q, want changed %v", tt.row, change, tt.changed)
+			}
+		})
+	}
+}
+
+// invalidReason returns the Invalid reason of row n of the file at path, as the reader gives it.
+func invalidReason(t *testing.T, path string, n int) string {
+	t.Helper()
+	in, err := OpenInput(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for {
+		row, err := in.Next()
+		if err != nil {
+			t.Fatalf("row %d not found: %v", n, err)
+		}
+		if row.Index == n {
+			return row.Invalid
+		}
+	}
+}

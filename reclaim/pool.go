@@ -36,6 +36,9 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 		j.rowsRead.Store(int64(row.Index))
 
 		// Finished rows are checked too, so that an edit is caught before the rows after it are sent.
+		if change := j.index.changedRow(row); change != "" {
+			return j.inputChanged(change)
+		}
 		duplicate := false
 		if row.Invalid == "" {
 			var change string
