@@ -42,6 +42,7 @@ type Checkpoint struct {
 	Requests       int64   `json:"requests"`
 	Throttled      int64   `json:"throttled"`
 	Reads          int64   `json:"reads"`
+	ReadsThrottled int64   `json:"reads_throttled"`
 	Retries        int64   `json:"retries"`
 	TokensRejected int64   `json:"tokens_rejected"`
 	Runs           int     `json:"runs"`

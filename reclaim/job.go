@@ -43,7 +43,9 @@ type job struct {
 	stop context.CancelCauseFunc
 
 	throttled atomic.Int64
-	retries   atomic.Int64
+	// readsThrottled counts the 429 responses to the precheck's reads.
+	readsThrottled atomic.Int64
+	retries        atomic.Int64
 	// rowsRead is the number of the last row the feed has read.
 	rowsRead atomic.Int64
 	// form is the URL form last seen in use, as a graphclient.Form.
@@ -213,6 +215,7 @@ func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	cp.Requests = j.base.Requests + j.client.Sent()
 	cp.Throttled = j.base.Throttled + j.throttled.Load()
 	cp.Reads = j.base.Reads + j.client.Reads()
+	cp.ReadsThrottled = j.base.ReadsThrottled + j.readsThrottled.Load()
 	cp.Retries = j.base.Retries + j.retries.Load()
 	cp.TokensRejected = j.base.TokensRejected + j.client.RejectedTokens()
 	cp.Runs = j.base.Runs + 1

@@ -242,6 +242,7 @@ func (p *precheck) read(ctx context.Context, log zerolog.Logger, what string, se
 		case errors.As(err, &graphErr) && graphErr.Class() == graphclient.Throttled:
 			// The throttle pauses every read, and without Retry-After it picks the pause itself.
 			wait = p.throttle.throttled(sentAt, graphErr.RetryAfter)
+			p.j.readsThrottled.Add(1)
 			log.Info().Str("read", what).Int(keyAttempt, attempt).Stringer(keyWait, wait.Round(time.Millisecond)).
 				Msg("precheck: read throttled; retrying")
 			continue

@@ -121,16 +121,17 @@ func round(x float64, decimals int) float64 {
 // summaryOf returns the job's figures as a checkpoint records them.
 func summaryOf(cp *Checkpoint) report.Summary {
 	return report.Summary{
-		Rows:      int64(cp.Input.Rows),
-		Counts:    cp.Counts,
-		Requests:  cp.Requests,
-		Throttled: cp.Throttled,
-		Reads:     cp.Reads,
-		Retries:   cp.Retries,
-		Rejected:  cp.TokensRejected,
-		Runs:      cp.Runs,
-		Elapsed:   time.Duration(cp.ElapsedSeconds * float64(time.Second)),
-		Complete:  cp.Complete,
+		Rows:           int64(cp.Input.Rows),
+		Counts:         cp.Counts,
+		Requests:       cp.Requests,
+		Throttled:      cp.Throttled,
+		Reads:          cp.Reads,
+		ReadsThrottled: cp.ReadsThrottled,
+		Retries:        cp.Retries,
+		Rejected:       cp.TokensRejected,
+		Runs:           cp.Runs,
+		Elapsed:        time.Duration(cp.ElapsedSeconds * float64(time.Second)),
+		Complete:       cp.Complete,
 	}
 }
 

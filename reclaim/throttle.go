@@ -435,7 +435,7 @@ func (c *rateControl) applyEstimate(old float64) (rateChange, bool) {
 	c.startShare = c.rate / c.peak
 	c.responses = 0
 	return rateChange{old: old, new: c.rate, estimate: estimate,
-		reason: "429 Too Many Requests; set just below the limit estimated from the first throttled window"}, true
+		reason: "set just below the limit estimated from the first throttled window"}, true
 }
 
 // curve returns the rate after c.responses responses without throttling since the last decrease.

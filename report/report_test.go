@@ -29,7 +29,7 @@ func ExampleSummary_WriteCSV() {
 	s := report.Summary{
 		Rows:     6,
 		Counts:   report.Counts{Revoked: 3, NotLicensed: 1, Failed: 1},
-		Requests: 6, Throttled: 1, Reads: 4, Retries: 2, Runs: 2,
+		Requests: 6, Throttled: 1, Reads: 4, ReadsThrottled: 1, Retries: 2, Runs: 2,
 		Elapsed: 1500 * time.Millisecond,
 	}
 	s.WriteCSV(os.Stdout)
@@ -47,6 +47,7 @@ func ExampleSummary_WriteCSV() {
 	// requests,6
 	// throttled,1
 	// reads,4
+	// reads_throttled,1
 	// retries,2
 	// tokens_rejected,0
 	// runs,2

@@ -74,8 +74,10 @@ type Summary struct {
 	Requests int64
 	// Throttled counts the responses with status 429 to revoke requests.
 	Throttled int64
-	// Reads counts the read requests of the license precheck, retries included.
-	Reads int64
+	// Reads counts the read requests of the license precheck, retries included, and ReadsThrottled
+	// the responses with status 429 to them.
+	Reads          int64
+	ReadsThrottled int64
 	// Retries counts the attempts after the first one of each row.
 	Retries int64
 	// Rejected counts the access tokens Graph rejected with 401, each replaced by a fresh one.
@@ -108,6 +110,7 @@ func (s Summary) WriteCSV(w io.Writer) error {
 		metric{"requests", itoa(s.Requests)},
 		metric{"throttled", itoa(s.Throttled)},
 		metric{"reads", itoa(s.Reads)},
+		metric{"reads_throttled", itoa(s.ReadsThrottled)},
 		metric{"retries", itoa(s.Retries)},
 		metric{"tokens_rejected", itoa(s.Rejected)},
 		metric{"runs", strconv.Itoa(s.Runs)},
@@ -137,11 +140,11 @@ func (s Summary) WriteText(w io.Writer) error {
 			"  duplicate     %d\n"+
 			"  planned       %d\n"+
 			"  requests      %d (throttled %d, retries %d)\n"+
-			"  reads         %d\n"+
+			"  reads         %d (throttled %d)\n"+
 			"  elapsed       %s over %d run(s)\n",
 		state, s.Rows, s.Counts.Revoked, s.Counts.NotLicensed, s.Counts.NotFound, s.Counts.Failed,
 		s.Counts.Invalid, s.Counts.Duplicate, s.Counts.Planned, s.Requests, s.Throttled, s.Retries,
-		s.Reads, s.Elapsed.Round(time.Second), s.Runs)
+		s.Reads, s.ReadsThrottled, s.Elapsed.Round(time.Second), s.Runs)
 	return err
 }
 

@@ -173,7 +173,11 @@ func TestPrecheckRetriesThrottledReads(t *testing.T) {
 	if stats.RevokeCallsTotal != c.licensed {
 		t.Errorf("revoke requests = %d, want %d", stats.RevokeCallsTotal, c.licensed)
 	}
-	if got := readSummary(t, out)["reads"]; got != strconv.Itoa(stats.ReadRequests) {
+	summary := readSummary(t, out)
+	if got := summary["reads"]; got != strconv.Itoa(stats.ReadRequests) {
 		t.Errorf("summary reads = %s, want %d, throttled reads included", got, stats.ReadRequests)
+	}
+	if got := summary["reads_throttled"]; got != strconv.Itoa(stats.ReadThrottled) {
+		t.Errorf("summary reads_throttled = %s, want %d", got, stats.ReadThrottled)
 	}
 }
