@@ -265,6 +265,8 @@ type rateControl struct {
 	// logged is the last rate that was logged.
 	logged float64
 	first  firstWindow
+	// recoveryHits counts the 429s since the recovery from the last decrease began.
+	recoveryHits int
 }
 
 // firstWindow is the evidence about the limit from the first 429 of a run.
@@ -384,15 +386,19 @@ func (c *rateControl) throttled(sentAt, now time.Time, retryAfter time.Duration)
 		}
 	}
 
-	// A 429 during the recovery from the last decrease may come from the same overload, because a
-	// sliding window still counts the requests sent before the decrease, so it moves the peak only
-	// halfway down to the rate. Repeated 429s, as after the limit fell in the middle of a run, bring the
-	// peak down to the new limit within a few windows.
+	// The first 429 during the recovery from the last decrease may come from the same overload,
+	// because a sliding window still counts the requests sent before the decrease, so the peak stays.
+	// Each further one moves the peak halfway down to the rate, so that after the limit fell in the
+	// middle of a run the peak reaches the new limit within a few windows.
 	switch {
 	case c.peak == 0 || c.responses >= recoverResponses:
 		c.peak = c.rate
+		c.recoveryHits = 0
 	default:
-		c.peak = min(c.peak, (c.peak+c.rate)/2)
+		c.recoveryHits++
+		if c.recoveryHits > 1 {
+			c.peak = min(c.peak, (c.peak+c.rate)/2)
+		}
 	}
 	c.probe = probeResponses
 	if c.peak >= c.ceiling {

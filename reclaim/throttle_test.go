@@ -175,12 +175,17 @@ func TestRateControlPeakDuringRecovery(t *testing.T) {
 	c := newRateControl(100)
 	c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
 	respond(&c, clock, recoverResponses/4, time.Millisecond)
-	rateAtSecond := c.rate
+	c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
+	if c.peak != 100 {
+		t.Fatalf("peak after the first 429 during the recovery = %v, want 100", c.peak)
+	}
+	respond(&c, clock, recoverResponses/4, time.Millisecond)
+	rateAtThird := c.rate
 	c.throttled(clock.tick(time.Millisecond), clock.tick(time.Millisecond), 0)
 	respond(&c, clock, recoverResponses, time.Millisecond)
 
-	// The second 429 moves the peak halfway from 100 down to the rate it came at.
-	peak := (100 + rateAtSecond) / 2
+	// The second 429 during the recovery moves the peak halfway from 100 down to the rate it came at.
+	peak := (100 + rateAtThird) / 2
 	if want := (1 - rateMargin) * peak; math.Abs(c.rate-want) > 1e-9 {
 		t.Errorf("rate after a 429 during the recovery and %d responses = %v, want %v", recoverResponses, c.rate, want)
 	}
