@@ -23,8 +23,8 @@ type throttle struct {
 	// backoffBase and backoffMax bound the pause after a 429 without Retry-After.
 	backoffBase, backoffMax time.Duration
 	// turn is held by the one worker that waits for the next start, and the others queue for it. The
-	// worker asks the bucket for a token without reserving one ahead, so a change of rate or a new
-	// pause applies to the very next start: a reservation keeps the rate it was made at.
+	// worker takes a token only when the bucket holds one and never reserves one ahead, so a change of
+	// rate or a new pause applies to the very next start: a reservation keeps the rate it was made at.
 	turn chan struct{}
 
 	mu      sync.Mutex
@@ -232,8 +232,9 @@ const (
 // it.
 //
 // The rate starts at the ceiling. A 429 multiplies it by rateDecrease, at most once per epoch, and
-// the rate at that moment becomes the peak, unless the 429 came during the recovery from the last
-// decrease. Then, with every response without throttling, the rate
+// the rate at that moment becomes the peak. During the recovery from the last decrease, the first 429
+// leaves the peak alone and each later one moves it halfway down to the rate. Then, with every
+// response without throttling, the rate
 // follows a cubic curve, as the congestion window of TCP CUBIC (RFC 9438) does: a fast recovery to
 // the plateau just under the peak, a slow probe past the peak, then faster and faster. The rate stays
 // within [rateFloor, ceiling]. Halving the rate on a 429 and raising it linearly, as TCP Reno does,
