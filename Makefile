@@ -4,11 +4,15 @@ BIN     ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO_OUT ?= demo-out
+# The container engine and the image name of "make image".
+ENGINE  ?= docker
+IMAGE   ?= reclaim:$(VERSION)
 
-.PHONY: build test demo bench clean
+.PHONY: build test demo bench image clean
 
+# The reclaim binary is static (CGO_ENABLED=0), as in the Dockerfile, whose build command must stay this one.
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/reclaim ./cmd/reclaim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/reclaim ./cmd/reclaim
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/graphsim ./cmd/graphsim
 
 test:
@@ -29,6 +33,10 @@ demo: build
 # BENCHMARKS.md. BENCH_FLAGS picks a part, such as BENCH_FLAGS="-only overhead -scale 0.1".
 bench: build
 	$(GO) run ./cmd/reclaim-bench -reclaim $(BIN)/reclaim -out BENCHMARKS.md $(BENCH_FLAGS)
+
+# A container image for Kubernetes, built by the Dockerfile with the version from git.
+image:
+	$(ENGINE) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 clean:
 	rm -rf $(BIN) $(DEMO_OUT)
