@@ -95,7 +95,7 @@ func planRows(ctx context.Context, cfg Config, input *Input, index *waveIndex, p
 		duplicate := false
 		if row.Invalid == "" {
 			var change string
-			if duplicate, change = index.checkRow(row); change != "" {
+			if _, duplicate, change = index.checkRow(row); change != "" {
 				return counts, inputChangedError(path, change)
 			}
 		}

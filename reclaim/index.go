@@ -197,21 +197,21 @@ func (x *waveIndex) changedRow(row Row) string {
 	return ""
 }
 
-// checkRow reports whether a valid row is a duplicate of an earlier row. When the row does not match
-// the index, which happens only when the file changed after the index was built, checkRow returns a
-// description of the change for an input-changed error instead.
-func (x *waveIndex) checkRow(row Row) (duplicate bool, change string) {
+// checkRow returns the position of a valid row's pair and whether the row is a duplicate of an earlier
+// row. When the row does not match the index, which happens only when the file changed after the index
+// was built, checkRow returns a description of the change for an input-changed error instead.
+func (x *waveIndex) checkRow(row Row) (pair int, duplicate bool, change string) {
 	i, ok := x.findRow(row)
 	if !ok {
-		return false, fmt.Sprintf("row %d, app %s and device %s, was not in the file when the run started",
+		return 0, false, fmt.Sprintf("row %d, app %s and device %s, was not in the file when the run started",
 			row.Index, row.AppID, row.DeviceID)
 	}
 	first := x.firstRow(i)
 	if first > row.Index {
-		return false, fmt.Sprintf("row %d has the app and device id that row %d had first when the run started",
+		return 0, false, fmt.Sprintf("row %d has the app and device id that row %d had first when the run started",
 			row.Index, first)
 	}
-	return first < row.Index, ""
+	return i, first < row.Index, ""
 }
 
 // indexBytesFor returns the size in bytes of the index of a file of rows rows with few apps: the

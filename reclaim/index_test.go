@@ -54,9 +54,12 @@ func checkIndex(t *testing.T, index *waveIndex, path string, cases []indexCase) 
 			}
 			continue
 		}
-		duplicate, change := index.checkRow(row)
+		pair, duplicate, change := index.checkRow(row)
 		if change != "" {
 			t.Errorf("row %d (%s): checkRow change = %q, want none", row.Index, want.line, change)
+		}
+		if found, _ := index.findRow(row); pair != found {
+			t.Errorf("row %d (%s): checkRow pair = %d, want the position %d that findRow gives", row.Index, want.line, pair, found)
 		}
 		if duplicate != want.wantDuplicate {
 			t.Errorf("row %d (%s): duplicate = %v, want %v", row.Index, want.line, duplicate, want.wantDuplicate)
@@ -330,7 +333,7 @@ func TestIndexCheckRowAfterEdit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			duplicate, change := index.checkRow(tt.row)
+			_, duplicate, change := index.checkRow(tt.row)
 			if duplicate || !strings.Contains(change, tt.wantChange) {
 				t.Errorf("checkRow() = %v, %q, want false and a change with %q", duplicate, change, tt.wantChange)
 			}
@@ -531,7 +534,7 @@ func BenchmarkWaveIndexCheckRow(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		row := rows[i%len(rows)]
-		if duplicate, change := index.checkRow(row); duplicate || change != "" {
+		if _, duplicate, change := index.checkRow(row); duplicate || change != "" {
 			b.Fatalf("checkRow(row %d) = %v, %q", row.Index, duplicate, change)
 		}
 		i++

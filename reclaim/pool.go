@@ -39,10 +39,10 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 		if change := j.index.changedRow(row); change != "" {
 			return j.inputChanged(change)
 		}
-		duplicate := false
+		pair, duplicate := 0, false
 		if row.Invalid == "" {
 			var change string
-			if duplicate, change = j.index.checkRow(row); change != "" {
+			if pair, duplicate, change = j.index.checkRow(row); change != "" {
 				return j.inputChanged(change)
 			}
 		}
@@ -61,7 +61,7 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 			j.skipped.log(row, report.Duplicate, duplicateReason)
 			err = j.ledger.finish(rowOutcome(row, report.Duplicate, duplicateReason))
 		default:
-			err = j.dispatch(ctx, row, rows)
+			err = j.dispatch(ctx, row, pair, rows)
 		}
 		if err != nil {
 			return err
@@ -70,10 +70,11 @@ func (j *job) feed(ctx context.Context, rows chan<- Row) error {
 	return nil
 }
 
-// dispatch hands a valid new row to the workers, unless the precheck settles it without a request.
-func (j *job) dispatch(ctx context.Context, row Row, rows chan<- Row) error {
+// dispatch hands a valid new row, whose pair is at position pair in the wave index, to the workers,
+// unless the precheck settles it without a request.
+func (j *job) dispatch(ctx context.Context, row Row, pair int, rows chan<- Row) error {
 	if j.precheck != nil {
-		outcome, send, err := j.precheck.decide(ctx, row)
+		outcome, send, err := j.precheck.decide(ctx, row, pair)
 		switch {
 		case err != nil:
 			return err

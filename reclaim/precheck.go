@@ -316,10 +316,10 @@ func (p *precheck) prefetch(ctx context.Context) {
 	})
 }
 
-// decide returns the precheck's result for a valid, new row: an outcome that settles it without a
-// request, or send true. It returns neither when ctx ends first, and an error that ends the run when
+// decide returns the precheck's result for a valid, new row whose pair is at position pair in the
+// wave index: an outcome that settles it without a request, or send true. It returns neither when ctx ends first, and an error that ends the run when
 // the app's precheck failed for good.
-func (p *precheck) decide(ctx context.Context, row Row) (outcome *report.Outcome, send bool, err error) {
+func (p *precheck) decide(ctx context.Context, row Row, pair int) (outcome *report.Outcome, send bool, err error) {
 	c, err := p.await(ctx, row.AppID)
 	switch {
 	case err != nil:
@@ -336,7 +336,7 @@ func (p *precheck) decide(ctx context.Context, row Row) (outcome *report.Outcome
 	case c.sendAll:
 		return nil, true, nil
 	}
-	if i, ok := p.j.index.findRow(row); ok && p.j.index.licensed(i) {
+	if p.j.index.licensed(pair) {
 		return nil, true, nil
 	}
 	p.j.skipped.log(row, report.NotLicensed, notLicensedReason)
