@@ -42,7 +42,7 @@ func TestWaveMixedRows(t *testing.T) {
 	input := writeWave(t, rows)
 	out := t.TempDir()
 
-	// Without the precheck, so that every answer of the revoke action shows; precheck_test.go covers
+	// Without the precheck, so that every response of the revoke action shows. precheck_test.go covers
 	// the same kinds of rows with it.
 	res := sim.run(t, "--input", input, "--out-dir", out, "--rate", "50", "--precheck=false")
 	res.wantCode(t, reclaim.ExitRowsFailed)

@@ -96,7 +96,7 @@ func unionKeys(a, b []guidKey) []guidKey {
 
 // licenseSet is the set of devices that hold a license for one app.
 //
-// keys is sorted and contains every device that held the license at some point. held has one bit
+// keys is sorted and contains every device that held the license at some point. current has one bit
 // per key, set while the device holds the license. A revoke clears a bit instead of removing the
 // key, so it costs one binary search and never moves the slice. A page of holders starts with a
 // binary search for the key after the previous page and skips cleared bits 64 at a time. The set
@@ -105,8 +105,8 @@ func unionKeys(a, b []guidKey) []guidKey {
 //
 // The zero licenseSet is empty and ready to use. It is not safe for concurrent use.
 type licenseSet struct {
-	keys []guidKey
-	held []uint64
+	keys    []guidKey
+	current []uint64
 }
 
 // remove takes the license from device and reports whether it held one.
@@ -115,7 +115,7 @@ func (ls *licenseSet) remove(device guidKey) bool {
 	if !found || !ls.isHeld(i) {
 		return false
 	}
-	ls.held[i/64] &^= 1 << (i % 64)
+	ls.current[i/64] &^= 1 << (i % 64)
 	return true
 }
 
@@ -126,9 +126,9 @@ func (ls *licenseSet) remove(device guidKey) bool {
 func (ls *licenseSet) add(devices []guidKey) {
 	if len(ls.keys) == 0 {
 		ls.keys = devices
-		ls.held = make([]uint64, (len(devices)+63)/64)
+		ls.current = make([]uint64, (len(devices)+63)/64)
 		for i := range devices {
-			ls.held[i/64] |= 1 << (i % 64)
+			ls.current[i/64] |= 1 << (i % 64)
 		}
 		return
 	}
@@ -140,7 +140,7 @@ func (ls *licenseSet) add(devices []guidKey) {
 		case !found:
 			newDevices++
 		case !ls.isHeld(i):
-			ls.held[i/64] |= 1 << (i % 64)
+			ls.current[i/64] |= 1 << (i % 64)
 		}
 	}
 	if newDevices == 0 {
@@ -153,33 +153,33 @@ func (ls *licenseSet) add(devices []guidKey) {
 		}
 	}
 
-	oldKeys, oldHeld := ls.keys, ls.held
+	oldKeys, oldCurrent := ls.keys, ls.current
 	ls.keys = make([]guidKey, 0, len(oldKeys)+len(added))
-	ls.held = make([]uint64, (len(oldKeys)+len(added)+63)/64)
+	ls.current = make([]uint64, (len(oldKeys)+len(added)+63)/64)
 	i, j := 0, 0
 	for i < len(oldKeys) || j < len(added) {
 		index := len(ls.keys)
 		if j == len(added) || (i < len(oldKeys) && compareKeys(oldKeys[i], added[j]) < 0) {
 			ls.keys = append(ls.keys, oldKeys[i])
-			if oldHeld[i/64]&(1<<(i%64)) != 0 {
-				ls.held[index/64] |= 1 << (index % 64)
+			if oldCurrent[i/64]&(1<<(i%64)) != 0 {
+				ls.current[index/64] |= 1 << (index % 64)
 			}
 			i++
 			continue
 		}
 		ls.keys = append(ls.keys, added[j])
-		ls.held[index/64] |= 1 << (index % 64)
+		ls.current[index/64] |= 1 << (index % 64)
 		j++
 	}
 }
 
-func (ls *licenseSet) isHeld(i int) bool { return ls.held[i/64]&(1<<(i%64)) != 0 }
+func (ls *licenseSet) isHeld(i int) bool { return ls.current[i/64]&(1<<(i%64)) != 0 }
 
 // nextHeld returns the index of the first device at or after index i that holds the license, or
 // len(keys) if none does.
 func (ls *licenseSet) nextHeld(i int) int {
 	for i < len(ls.keys) {
-		word := ls.held[i/64] >> (i % 64)
+		word := ls.current[i/64] >> (i % 64)
 		if word != 0 {
 			return i + bits.TrailingZeros64(word)
 		}
