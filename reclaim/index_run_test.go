@@ -136,9 +136,13 @@ func TestRunResumeCountsFinishedRowsForDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = Run(context.Background(), cfg)
+	result, err := Run(context.Background(), cfg)
 	if !errors.Is(err, ErrRowsFailed) {
 		t.Fatalf("Run() error = %v, want ErrRowsFailed for the invalid row", err)
+	}
+	wantCounts := report.Counts{Revoked: 5, Duplicate: 3, Invalid: 1}
+	if got := result.Summary; got.Counts != wantCounts || got.Rows != 9 || !got.Complete || got.Runs != 2 {
+		t.Errorf("Run() result summary = %+v, want counts %+v of 9 rows, complete after 2 runs", got, wantCounts)
 	}
 
 	want := map[int]report.Status{1: report.Revoked, 2: report.Revoked, 3: report.Revoked, 4: report.Duplicate,
@@ -181,7 +185,7 @@ func TestRunStopsAtRowChangedAfterIndexing(t *testing.T) {
 	cfg.Rate, cfg.Burst, cfg.Workers = 1, 1, 1
 
 	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), cfg) }()
+	go func() { _, err := Run(context.Background(), cfg); done <- err }()
 	for !fileExists(cfg.outcomesPath()) {
 		select {
 		case err := <-done:
@@ -228,7 +232,7 @@ func TestDryRunDuplicates(t *testing.T) {
 	cfg := Config{Input: path, OutDir: t.TempDir(), DryRun: true, Rate: 5, Burst: 1, Workers: 1, MaxAttempts: 1,
 		Timeout: time.Second, OutageAfter: time.Minute}
 
-	err := Run(context.Background(), cfg)
+	_, err := Run(context.Background(), cfg)
 	if !errors.Is(err, ErrRowsFailed) {
 		t.Fatalf("Run() error = %v, want ErrRowsFailed for the invalid rows", err)
 	}

@@ -24,12 +24,42 @@ const (
 	keyClientRequestID = "client_request_id"
 )
 
+// Result holds what a run leaves for reports kept outside the out dir, such as a Pushgateway.
+type Result struct {
+	// Summary holds the figures of the run's job over all the runs that worked on it, as its
+	// checkpoint records them. It is zero when the job has no checkpoint, and for a dry run.
+	Summary report.Summary
+}
+
 // Run works on the job cfg describes until every row has its outcome or the run must stop, and leaves
 // outcomes.csv, summary.csv and the checkpoint in a state that the same command can resume from.
 //
-// It returns nil when the job is complete and every row was revoked or a duplicate, ErrRowsFailed when
-// it is complete with other outcomes, and otherwise an error whose kind ExitCode maps to an exit code.
-func Run(ctx context.Context, cfg Config) (err error) {
+// Its error is nil when the job is complete and every row was revoked or a duplicate, ErrRowsFailed
+// when it is complete with other outcomes, and otherwise an error whose kind ExitCode maps to an exit
+// code. The Result is filled whatever the error.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	err := runJob(ctx, cfg)
+	return resultOf(cfg), err
+}
+
+// resultOf reads the Result of the job cfg describes from its checkpoint.
+func resultOf(cfg Config) Result {
+	cfg, err := cfg.withDefaults()
+	if err != nil || cfg.DryRun {
+		return Result{}
+	}
+	if resolved, err := filepath.EvalSymlinks(cfg.Checkpoint); err == nil {
+		cfg.Checkpoint = resolved
+	}
+	cp, err := loadCheckpoint(cfg.Checkpoint)
+	if err != nil {
+		return Result{}
+	}
+	return Result{Summary: summaryOf(cp)}
+}
+
+// runJob is Run without its Result.
+func runJob(ctx context.Context, cfg Config) (err error) {
 	defer func() {
 		// A signal that arrives while the run starts up ends whatever step it interrupts.
 		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {

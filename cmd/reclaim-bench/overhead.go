@@ -129,7 +129,7 @@ func (b *bench) measureRun(ctx context.Context, wv *wave, measurement int) (time
 		Logger:        zerolog.New(b.progress).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 	}
 	started := time.Now()
-	if err := reclaim.Run(ctx, cfg); err != nil {
+	if _, err := reclaim.Run(ctx, cfg); err != nil {
 		return 0, fmt.Errorf("reclaim.Run: %w", err)
 	}
 	elapsed := time.Since(started)

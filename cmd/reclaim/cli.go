@@ -180,7 +180,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		defer sim.Close()
 	}
 
-	err = reclaim.Run(ctx, cfg)
+	_, err = reclaim.Run(ctx, cfg)
 	var stop *reclaim.StopError
 	var busy *reclaim.BusyError
 	switch {
