@@ -91,6 +91,9 @@ type Config struct {
 	// BackoffBase is the first wait after a fault without Retry-After; it doubles up to BackoffMax.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+
+	// lease contains the timings of the run's leases. Zero fields take defaults, and only tests set them.
+	lease leaseOptions
 }
 
 // Defaults of Config, which the command line shows in its help.

@@ -8,13 +8,15 @@ import (
 	"syscall"
 )
 
-// tryLock takes an exclusive flock on file without waiting and reports whether it got it.
-func tryLock(file *os.File) (bool, error) {
-	err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return false, nil
+// processAlive reports whether a process with id pid exists in this pid namespace. A process that
+// has exited but is not yet reaped by its parent still counts, until its lease goes stale.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		// kill would address a process group here. A lease record never has such a pid.
+		return true
 	}
-	return err == nil, err
+	// Signal 0 only checks: EPERM means the process exists but belongs to another user.
+	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // syncDir flushes a folder's entries to disk, so that a rename in it survives a power loss.

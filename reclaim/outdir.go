@@ -1,7 +1,7 @@
 package reclaim
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,75 +14,57 @@ import (
 	"reclaim/report"
 )
 
-// lockFileName is the file in the out dir that a run holds locked while it works.
-const lockFileName = ".reclaim.lock"
+// runLock is a run's hold on its out dir and, through a second lease, on its checkpoint, which may lie
+// outside the out dir and be shared by mistake with another out dir.
+type runLock struct{ leases []*lease }
 
-// lockHolder describes the run that holds a lock, for the message another run prints.
-type lockHolder struct {
-	PID       int       `json:"pid"`
-	Host      string    `json:"host"`
-	StartedAt time.Time `json:"started_at"`
-}
-
-func (h lockHolder) String() string {
-	return fmt.Sprintf("process %d on host %s, started %s", h.PID, h.Host, h.StartedAt.Format(time.RFC3339))
-}
-
-// runLock is a run's exclusive hold on its out dir and, when it lies elsewhere, on its checkpoint. The
-// operating system releases it when the process ends in any way, so a run started right after a crash
-// gets it at once.
-type runLock struct{ files []*os.File }
-
-// lockRun takes the out dir and the checkpoint for this process. It returns a *BusyError naming the
-// run that holds either one; such a run changes nothing. cfg.Checkpoint must be resolved, so that two
-// spellings of one checkpoint take one lock.
+// lockRun takes the leases on the out dir and the checkpoint for this process. It returns a *BusyError
+// naming the run that holds either one; such a run changes nothing. cfg.Checkpoint must be resolved,
+// so that two spellings of one checkpoint take one lease.
+//
+// The leases are taken one after the other, so that of two runs started at once on one out dir
+// exactly one goes on to the checkpoint. Each costs the settle time.
 func lockRun(cfg Config) (*runLock, error) {
+	checkpoint := leaseTarget{cfg.Checkpoint + leaseSuffix, "checkpoint " + cfg.Checkpoint}
+	return takeLeases(cfg.leaseOptions(), []leaseTarget{outDirLease(cfg.OutDir), checkpoint})
+}
+
+// lockOutDir takes the lease on cfg.OutDir alone, as lockRun does for a job's out dir.
+func lockOutDir(cfg Config) (*runLock, error) {
+	return takeLeases(cfg.leaseOptions(), []leaseTarget{outDirLease(cfg.OutDir)})
+}
+
+// leaseTarget is the path of a lease file and the resource it guards, for messages.
+type leaseTarget struct{ path, resource string }
+
+func outDirLease(dir string) leaseTarget {
+	return leaseTarget{filepath.Join(dir, leaseFileName), "out dir " + dir}
+}
+
+// takeLeases takes the leases of targets in order. When one fails, it releases those it took.
+func takeLeases(opts leaseOptions, targets []leaseTarget) (*runLock, error) {
 	lock := &runLock{}
-	if err := lock.take(filepath.Join(cfg.OutDir, lockFileName), "out dir "+cfg.OutDir); err != nil {
-		return nil, err
-	}
-	if err := lock.take(cfg.Checkpoint+".lock", "checkpoint "+cfg.Checkpoint); err != nil {
-		lock.release()
-		return nil, err
+	for _, target := range targets {
+		l, err := takeLease(target.path, target.resource, opts)
+		if err != nil {
+			lock.release()
+			return nil, err
+		}
+		lock.leases = append(lock.leases, l)
 	}
 	return lock, nil
 }
 
-// take locks the file at path, which guards resource, and records this process in it.
-func (l *runLock) take(path, resource string) error {
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return usageErrorf("open lock file: %w; check that the folder of %s is writable", err, resource)
-	}
-	locked, err := tryLock(file)
-	if err != nil {
-		file.Close()
-		return usageErrorf("lock %s: %w", path, err)
-	}
-	if !locked {
-		holder := "holder not recorded yet"
-		var h lockHolder
-		if data, err := io.ReadAll(io.LimitReader(file, 4096)); err == nil && json.Unmarshal(data, &h) == nil {
-			holder = h.String()
-		}
-		file.Close()
-		return &BusyError{Resource: resource, Holder: holder}
-	}
-
-	host, _ := os.Hostname()
-	data, _ := json.Marshal(lockHolder{PID: os.Getpid(), Host: host, StartedAt: time.Now().UTC()})
-	if err := file.Truncate(0); err == nil {
-		_, _ = file.WriteAt(data, 0)
-	}
-	l.files = append(l.files, file)
-	return nil
+// watch returns a context derived from ctx that ends when any of the leases is lost, and the function
+// that releases its resources.
+func (l *runLock) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	return watchLeases(ctx, l.leases...)
 }
 
-// release gives the locks up. The lock files stay, so that no other run locks a file just unlinked.
+// release gives the leases up and removes their files.
 func (l *runLock) release() {
-	for _, file := range l.files {
-		_ = file.Truncate(0)
-		_ = file.Close()
+	for _, lease := range l.leases {
+		lease.release()
 	}
 }
 

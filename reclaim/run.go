@@ -83,6 +83,9 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	defer lock.release()
+	// runCtx also ends when another run takes a lease over, and the run then stops as on SIGTERM.
+	runCtx, stopWatching := lock.watch(ctx)
+	defer stopWatching()
 
 	var reserve func(indexBytes int64)
 	if cfg.LimitMemory {
@@ -95,14 +98,14 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	if cfg.DryRun {
-		return dryRun(ctx, cfg, identity, index)
+		return dryRun(runCtx, cfg, identity, index)
 	}
 
 	var client *graphclient.Client
 	if cfg.Restart {
 		// The credentials are checked before anything moves, so that a restart that cannot run leaves
 		// the earlier job where it was.
-		if client, err = newClient(ctx, cfg, graphclient.FormCast); err != nil {
+		if client, err = newClient(runCtx, cfg, graphclient.FormCast); err != nil {
 			return err
 		}
 		aside, err := moveAside(cfg)
@@ -126,7 +129,7 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return damagedCheckpoint(cfg.Checkpoint, err.Error())
 		}
-		if client, err = newClient(ctx, cfg, form); err != nil {
+		if client, err = newClient(runCtx, cfg, form); err != nil {
 			return err
 		}
 	}
@@ -135,7 +138,7 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	return j.run(ctx)
+	return j.run(runCtx)
 }
 
 // resolveCheckpoint returns the absolute path of a checkpoint with symbolic links resolved, so that
@@ -304,7 +307,7 @@ func newClient(ctx context.Context, cfg Config, form graphclient.Form) (*graphcl
 		var transport *graphclient.TransportError
 		switch {
 		case ctx.Err() != nil:
-			return nil, &StopError{Reason: errInterrupted.Error()}
+			return nil, stopErrorOf(ctx)
 		case errors.As(err, &auth), errors.Is(err, graphclient.ErrUntrustedAuthority):
 			return nil, err
 		case errors.As(err, &transport):

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -455,72 +452,5 @@ func TestHealthOutage(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	if few.outage() {
 		t.Errorf("a single fault counts as an outage, want at least %d", minOutageFaults)
-	}
-}
-
-func TestLockRun(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{OutDir: dir, Checkpoint: filepath.Join(dir, CheckpointFile)}
-	lock, err := lockRun(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = lockRun(cfg)
-	var busy *BusyError
-	if !errors.As(err, &busy) {
-		t.Fatalf("second lockOutDir = %v, want a BusyError", err)
-	}
-	host, _ := os.Hostname()
-	for _, want := range []string{"process " + strconv.Itoa(os.Getpid()), host, "started"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("busy message %q does not contain %q", err, want)
-		}
-	}
-	if ExitCode(err) != ExitStopped {
-		t.Errorf("ExitCode(busy) = %d, want %d", ExitCode(err), ExitStopped)
-	}
-
-	lock.release()
-	again, err := lockRun(cfg)
-	if err != nil {
-		t.Fatalf("lockRun after release: %v", err)
-	}
-	again.release()
-}
-
-func TestLockRunSharedCheckpoint(t *testing.T) {
-	outA := t.TempDir()
-	checkpointA, err := resolveCheckpoint(filepath.Join(outA, CheckpointFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(checkpointA, []byte("{}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	first, err := lockRun(Config{OutDir: outA, Checkpoint: checkpointA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.release()
-
-	link := filepath.Join(t.TempDir(), "link.json")
-	if err := os.Symlink(checkpointA, link); err != nil {
-		t.Fatal(err)
-	}
-	spellings := map[string]string{
-		"same path":        checkpointA,
-		"dot-dot spelling": filepath.Join(outA, "..", filepath.Base(outA), CheckpointFile),
-		"symbolic link":    link,
-	}
-	for name, spelling := range spellings {
-		resolved, err := resolveCheckpoint(spelling)
-		if err != nil {
-			t.Fatalf("%s: resolveCheckpoint: %v", name, err)
-		}
-		_, err = lockRun(Config{OutDir: t.TempDir(), Checkpoint: resolved})
-		var busy *BusyError
-		if !errors.As(err, &busy) || !strings.Contains(err.Error(), "checkpoint") {
-			t.Errorf("%s: lockRun from another out dir = %v, want a BusyError naming the checkpoint", name, err)
-		}
 	}
 }

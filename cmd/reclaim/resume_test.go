@@ -233,7 +233,7 @@ func TestResumeBusyOutDir(t *testing.T) {
 
 	first := sim.command(t, args...)
 	firstOut, firstErr := start(t, first)
-	time.Sleep(700 * time.Millisecond)
+	waitForOutcomes(t, out, 1)
 	checkpoint, _ := os.ReadFile(filepath.Join(out, reclaim.CheckpointFile))
 
 	second := sim.run(t, args...)
@@ -247,7 +247,7 @@ func TestResumeBusyOutDir(t *testing.T) {
 		t.Errorf("checkpoint missing while the first run works")
 	}
 
-	// The lock dies with its holder: a resume right after kill -9 starts at once.
+	// The lease names a process that has ended: a resume right after kill -9 takes it over at once.
 	first.Process.Signal(syscall.SIGKILL)
 	wait(t, first, firstOut, firstErr)
 	res := sim.run(t, "--input", input, "--out-dir", out, "--rate", "100")
@@ -369,7 +369,8 @@ func TestInputEditedDuringRun(t *testing.T) {
 
 	cmd := sim.command(t, "--input", input, "--out-dir", out, "--rate", "10")
 	stdout, stderr := start(t, cmd)
-	time.Sleep(time.Second)
+	// The input changes once the run has read it and is sending rows.
+	waitForOutcomes(t, out, 1)
 	// Change one hex digit of the last row in place: the size stays the same.
 	data, err := os.ReadFile(input)
 	if err != nil {

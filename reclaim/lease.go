@@ -1,0 +1,581 @@
+package reclaim
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// A lease is a run's claim on a folder or a file, kept in a small JSON file that names its holder and
+// that the holder rewrites every heartbeat interval. It replaces flock, which network volumes such as
+// Azure Files (SMB) and some NFS setups do not enforce between machines.
+//
+// How a run takes a lease, and why no two runs can both believe they hold it:
+//
+//  1. It reads the lease file and judges it (judgeLease): absent, held, or free to take over because
+//     the holder's process is gone from this host or its heartbeat is stale.
+//  2. It writes its own record to a temporary file of its own in the same folder.
+//  3. It reads the lease file again and goes on only if it still has the bytes judged in step 1.
+//  4. It renames its temporary file over the lease file.
+//  5. It waits the settle time, reads the lease file again and holds the lease only if its token is
+//     there.
+//
+// Say runs A and B both believe they hold the lease, and B renamed last. A's verifying read in step 5
+// came before B's rename landed. B's read in step 3 came before A's rename landed, because it did not
+// see A's token. So B took longer than the settle time from step 3 to the end of step 4. Every run
+// measures that span and gives up when it reaches the settle time. Correctness thus rests on each
+// run's own clock, never on a guessed bound for another machine. The same check guards each heartbeat
+// rewrite. Neither hard links (Azure Files has none) nor exclusive create is used. Exclusive create
+// would serve a missing lease, but a takeover would then have to remove a file that another run may
+// just have replaced.
+//
+// NOTE: The protocol assumes that a read by path after a rename on another machine returns the new
+// file, as SMB and NFS with close-to-open consistency (the default) give. NFS mounted with nocto, or
+// with long attribute caching, can return the old file and break it.
+
+// Names of lease files: leaseFileName in an out dir, and a checkpoint's path with leaseSuffix.
+const (
+	leaseFileName = ".reclaim.lease"
+	leaseSuffix   = ".lease"
+)
+
+// Defaults of leaseOptions.
+const (
+	defaultLeaseHeartbeat = 10 * time.Second
+	defaultLeaseStale     = 60 * time.Second
+	defaultLeaseSettle    = 500 * time.Millisecond
+)
+
+// Log keys of lease messages.
+const (
+	keyLease         = "lease"
+	keyResource      = "resource"
+	keyHolder        = "holder"
+	keyHolderHost    = "holder_host"
+	keyHolderPID     = "holder_pid"
+	keyHolderStarted = "holder_started"
+	keyHeartbeatAge  = "heartbeat_age"
+)
+
+// errLeaseLost starts the stop reason of a run whose lease another run took or that it could not renew.
+var errLeaseLost = errors.New("lost the lease")
+
+// leaseOptions are the timings of a lease and the logger of its messages. Zero durations take the
+// defaults. Only tests set them, as no flag does.
+type leaseOptions struct {
+	// heartbeat is the interval between the holder's rewrites of the lease file.
+	heartbeat time.Duration
+	// stale is the heartbeat age after which another run takes the lease over. The age is judged from
+	// the time in the record against the reader's clock, which assumes that the clocks of all hosts
+	// sharing the volume agree within a few seconds, as NTP keeps them in a cluster.
+	stale time.Duration
+	// settle is the wait between renaming a record over the lease file and reading it back.
+	settle time.Duration
+	// drain is how long the holder takes to stop once it finds its lease lost: it gives up renewing
+	// early by this much, so that it has stopped before another run may take the lease over.
+	drain time.Duration
+	// pid replaces os.Getpid() in the record, so that one test process can act as several runs.
+	pid    int
+	logger zerolog.Logger
+}
+
+func (o leaseOptions) withDefaults() leaseOptions {
+	setDefault(&o.heartbeat, defaultLeaseHeartbeat)
+	setDefault(&o.stale, defaultLeaseStale)
+	setDefault(&o.settle, defaultLeaseSettle)
+	setDefault(&o.pid, os.Getpid())
+	return o
+}
+
+// renewLimit returns how long the holder may go without a renewal before it counts its lease as lost.
+// It is shorter than stale by two heartbeats and the drain time: the loss is seen at the next tick at
+// the latest, and the run has then drained before any other run judges the heartbeat stale.
+func (o leaseOptions) renewLimit() time.Duration {
+	// NOTE: A drain close to the stale period leaves no margin. The floor only keeps the limit positive,
+	// and the command line fixes the drain at DefaultDrain.
+	return max(o.stale-2*o.heartbeat-o.drain, o.heartbeat)
+}
+
+// leaseOptions returns the options of every lease a run with cfg takes.
+func (cfg Config) leaseOptions() leaseOptions {
+	opts := cfg.lease
+	opts.drain = cfg.Drain
+	opts.logger = cfg.Logger
+	return opts.withDefaults()
+}
+
+// leaseRecord is the content of a lease file.
+type leaseRecord struct {
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// BootID and PIDNamespace tell two hosts or containers apart that share a host name. They are
+	// Linux's /proc/sys/kernel/random/boot_id and the /proc/self/ns/pid link, and empty elsewhere.
+	BootID       string    `json:"boot_id,omitempty"`
+	PIDNamespace string    `json:"pid_namespace,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
+	Heartbeat    time.Time `json:"heartbeat"`
+	// Token is a random string that distinguishes two runs with the same process id.
+	Token string `json:"token"`
+}
+
+// newLeaseRecord returns the record of a new holder with process id pid.
+func newLeaseRecord(pid int) leaseRecord {
+	host, _ := os.Hostname()
+	now := time.Now().UTC()
+	return leaseRecord{
+		Host:         host,
+		PID:          pid,
+		BootID:       readTrimmed("/proc/sys/kernel/random/boot_id"),
+		PIDNamespace: readLinkOrEmpty("/proc/self/ns/pid"),
+		StartedAt:    now,
+		Heartbeat:    now,
+		Token:        rand.Text(),
+	}
+}
+
+func readTrimmed(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func readLinkOrEmpty(path string) string {
+	target, err := os.Readlink(path)
+	if err != nil {
+		return ""
+	}
+	return target
+}
+
+// sameHost reports whether r and other were written in one pid namespace of one booted host, where
+// process ids can be checked. Boot id and namespace are compared when both records have them, and
+// the host name alone otherwise.
+func (r leaseRecord) sameHost(other leaseRecord) bool {
+	switch {
+	case r.Host == "" || r.Host != other.Host:
+		return false
+	case r.BootID != "" && other.BootID != "" && r.BootID != other.BootID:
+		return false
+	case r.PIDNamespace != "" && other.PIDNamespace != "" && r.PIDNamespace != other.PIDNamespace:
+		return false
+	}
+	return true
+}
+
+// parseLeaseRecord decodes data, or returns nil when data is not a complete record.
+func parseLeaseRecord(data []byte) *leaseRecord {
+	var r leaseRecord
+	if json.Unmarshal(data, &r) != nil || r.Token == "" || r.PID <= 0 || r.Heartbeat.IsZero() {
+		return nil
+	}
+	return &r
+}
+
+// leaseFile is a lease file as a run read it.
+type leaseFile struct {
+	// data is nil when no lease file exists.
+	data    []byte
+	modTime time.Time
+}
+
+func readLeaseFile(path string) (leaseFile, error) {
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return leaseFile{}, nil
+	}
+	if err != nil {
+		return leaseFile{}, fmt.Errorf("read lease: %w", err)
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return leaseFile{}, fmt.Errorf("read lease: %w", err)
+	}
+	// A record is a few hundred bytes: a larger file is not one and counts as unreadable.
+	data, err := io.ReadAll(io.LimitReader(file, 4096))
+	if err != nil {
+		return leaseFile{}, fmt.Errorf("read lease: %w", err)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return leaseFile{data: data, modTime: info.ModTime()}, nil
+}
+
+// leaseVerdict is the judgement of a lease file by a run that needs the lease.
+type leaseVerdict int
+
+const (
+	leaseAbsent leaseVerdict = iota
+	// leaseHeld: a live holder, or an unreadable file written within the stale period.
+	leaseHeld
+	// leaseHolderDead: the holder ran on this host and its process is gone.
+	leaseHolderDead
+	// leaseStale: the heartbeat, or for an unreadable file its modification time, is older than stale.
+	leaseStale
+)
+
+// judgeLease decides whether the run with record self may take the lease in found at time now. It
+// also returns the holder's record, or nil when there is none or it cannot be read.
+func judgeLease(found leaseFile, self leaseRecord, now time.Time, stale time.Duration) (leaseVerdict, *leaseRecord) {
+	if found.data == nil {
+		return leaseAbsent, nil
+	}
+	holder := parseLeaseRecord(found.data)
+	if holder == nil {
+		// A half-written file, or one changed by hand: its writer may still be at work.
+		if now.Sub(found.modTime) > stale {
+			return leaseStale, nil
+		}
+		return leaseHeld, nil
+	}
+
+	if holder.sameHost(self) {
+		// Our own process id under another token is an earlier run whose id this process now has.
+		if holder.PID == self.PID && holder.Token != self.Token {
+			return leaseHolderDead, holder
+		}
+		if !processAlive(holder.PID) {
+			return leaseHolderDead, holder
+		}
+	}
+	if now.Sub(holder.Heartbeat) > stale {
+		return leaseStale, holder
+	}
+	return leaseHeld, holder
+}
+
+// describeHolder returns the holder of found for messages, such as "process 12 on host h, started
+// 2025-01-02T03:04:05Z, last heartbeat 3s ago".
+func describeHolder(holder *leaseRecord, found leaseFile, now time.Time) string {
+	if holder == nil {
+		return fmt.Sprintf("holder unreadable, lease file last written %s ago", now.Sub(found.modTime).Round(time.Second))
+	}
+	return fmt.Sprintf("process %d on host %s, started %s, last heartbeat %s ago", holder.PID, holder.Host,
+		holder.StartedAt.Format(time.RFC3339), now.Sub(holder.Heartbeat).Round(time.Second))
+}
+
+// lease is a lease this process holds, kept alive by a heartbeat goroutine until release.
+type lease struct {
+	path     string
+	resource string
+	opts     leaseOptions
+	record   leaseRecord
+
+	// lost is closed when the lease is lost, after lostErr is set.
+	lost    chan struct{}
+	lostErr error
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// takeLease takes the lease in the file at path, which guards resource (such as "out dir X"), and
+// starts its heartbeat. It returns a *BusyError naming the holder when another run holds the lease,
+// and a *UsageError when the folder cannot be written.
+func takeLease(path, resource string, opts leaseOptions) (*lease, error) {
+	opts = opts.withDefaults()
+	l := &lease{path: path, resource: resource, opts: opts, record: newLeaseRecord(opts.pid)}
+
+	// A lease that changes between the judging read and the rename is judged again. A live holder
+	// changes it at every heartbeat, so the next round finds it held.
+	const rounds = 3
+	for round := 1; ; round++ {
+		found, err := readLeaseFile(path)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		verdict, holder := judgeLease(found, l.record, now, opts.stale)
+		if verdict == leaseHeld {
+			return nil, &BusyError{Resource: resource, Holder: describeHolder(holder, found, now)}
+		}
+
+		err = l.replace(found)
+		if errors.Is(err, errLeaseChanged) && round < rounds {
+			continue
+		}
+		if errors.Is(err, errLeaseChanged) {
+			return nil, &BusyError{Resource: resource, Holder: "the lease file changed at every try; another run is taking it"}
+		}
+		if err != nil {
+			return nil, err
+		}
+
+		time.Sleep(opts.settle)
+		if err := l.verify(); err != nil {
+			return nil, err
+		}
+		l.logTaken(verdict, holder, found, now)
+		break
+	}
+
+	l.lost = make(chan struct{})
+	l.quit = make(chan struct{})
+	l.done = make(chan struct{})
+	go l.heartbeat()
+	return l, nil
+}
+
+// errLeaseChanged is a lease file that no longer has the bytes a run judged.
+var errLeaseChanged = errors.New("lease file changed")
+
+// replace renames this run's record over the lease file if the file still has the bytes of judged.
+// It returns errLeaseChanged when it does not, and a *BusyError when the check and the rename took so
+// long that another run may have taken the lease in between.
+func (l *lease) replace(judged leaseFile) error {
+	l.record.Heartbeat = time.Now().UTC()
+	temp, err := l.writeTemp(l.record)
+	if err != nil {
+		return usageErrorf("%w; check that the folder of %s is writable", err, l.resource)
+	}
+
+	checked := time.Now()
+	current, err := readLeaseFile(l.path)
+	if err != nil {
+		os.Remove(temp)
+		return err
+	}
+	if !bytes.Equal(current.data, judged.data) || (current.data == nil) != (judged.data == nil) {
+		os.Remove(temp)
+		return errLeaseChanged
+	}
+	if err := os.Rename(temp, l.path); err != nil {
+		os.Remove(temp)
+		return fmt.Errorf("replace lease %s: %w", l.path, err)
+	}
+
+	if took := time.Since(checked); took >= l.opts.settle {
+		// NOTE: Our record stays in place so that others keep away, and a run that believed it held the
+		// lease finds our token at its next heartbeat. Until then it works on, and a run on this host
+		// may also take the lease as soon as this process is gone.
+		return &BusyError{Resource: l.resource, Holder: fmt.Sprintf(
+			"another run may have taken the lease at the same moment, because checking and renaming the lease file took %s, longer than the settle time %s",
+			took.Round(time.Millisecond), l.opts.settle)}
+	}
+	return nil
+}
+
+// writeTemp writes record to a file of this run beside the lease file and returns its path.
+func (l *lease) writeTemp(record leaseRecord) (string, error) {
+	data, err := json.Marshal(record)
+	if err != nil {
+		return "", err
+	}
+	temp := l.path + "." + record.Token + ".tmp"
+	file, err := os.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("write lease: %w", err)
+	}
+	_, err = file.Write(append(data, '\n'))
+	if err == nil {
+		err = file.Sync()
+	}
+	if closeErr := file.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		os.Remove(temp)
+		return "", fmt.Errorf("write lease: %w", err)
+	}
+	return temp, nil
+}
+
+// verify reads the lease file after the settle time and returns a *BusyError unless it has our token.
+func (l *lease) verify() error {
+	found, err := readLeaseFile(l.path)
+	if err != nil {
+		return err
+	}
+	holder := parseLeaseRecord(found.data)
+	if holder != nil && holder.Token == l.record.Token {
+		return nil
+	}
+	if found.data == nil {
+		return &BusyError{Resource: l.resource, Holder: "the lease file was removed while this run was taking it"}
+	}
+	return &BusyError{Resource: l.resource, Holder: describeHolder(holder, found, time.Now())}
+}
+
+func (l *lease) logTaken(verdict leaseVerdict, holder *leaseRecord, found leaseFile, judgedAt time.Time) {
+	log := l.opts.logger
+	var event *zerolog.Event
+	switch verdict {
+	case leaseAbsent:
+		log.Info().Str(keyResource, l.resource).Str(keyLease, l.path).Msg("took the lease")
+		return
+	case leaseHolderDead:
+		event = log.Warn()
+		defer event.Msg("took over the lease: its holder's process has ended")
+	default:
+		event = log.Warn()
+		defer event.Msg("took over the lease: its heartbeat is stale")
+	}
+	event.Str(keyResource, l.resource).Str(keyLease, l.path).Str(keyHolder, describeHolder(holder, found, judgedAt))
+	if holder != nil {
+		event.Str(keyHolderHost, holder.Host).Int(keyHolderPID, holder.PID).Time(keyHolderStarted, holder.StartedAt).
+			Dur(keyHeartbeatAge, judgedAt.Sub(holder.Heartbeat))
+	}
+}
+
+// heartbeat rewrites the lease file every heartbeat interval until release, and marks the lease lost
+// when another run's token is there or when no rewrite succeeded within the renew limit. A rewrite
+// runs in its own goroutine, so that a volume that hangs cannot keep the loss from being seen.
+func (l *lease) heartbeat() {
+	defer close(l.done)
+	ticker := time.NewTicker(l.opts.heartbeat)
+	defer ticker.Stop()
+
+	// renewed is when the record now in the file was written. Other runs judge its age.
+	renewed := l.record.Heartbeat
+	var renewing chan error
+	var renewingFrom time.Time
+	failures := 0
+	for {
+		select {
+		case <-l.quit:
+			if renewing != nil {
+				select {
+				case <-renewing:
+				case <-time.After(l.opts.heartbeat):
+					l.opts.logger.Warn().Str(keyResource, l.resource).Str(keyLease, l.path).
+						Msg("a lease rewrite is still hanging at release; the lease file may stay behind")
+				}
+			}
+			return
+
+		case <-ticker.C:
+			if age := time.Since(renewed); age > l.opts.renewLimit() {
+				l.lose(fmt.Sprintf("it could not be renewed for %s", age.Round(time.Second)))
+				return
+			}
+			if renewing == nil {
+				result := make(chan error, 1)
+				renewing, renewingFrom = result, time.Now()
+				record := l.record
+				record.Heartbeat = renewingFrom.UTC()
+				go func() { result <- l.renew(record) }()
+			}
+
+		case err := <-renewing:
+			renewing = nil
+			var takeover *leaseTakenError
+			switch {
+			case errors.As(err, &takeover):
+				l.lose(takeover.Error())
+				return
+			case err != nil:
+				failures++
+				l.opts.logger.Warn().Err(err).Str(keyResource, l.resource).Int("failures", failures).
+					Dur("since_renewed", time.Since(renewed)).Msg("could not renew the lease; trying again at the next heartbeat")
+			case time.Since(renewed) > l.opts.renewLimit():
+				// The rewrite landed so late that another run may have judged the lease stale first.
+				l.lose(fmt.Sprintf("renewing it took until %s after the last renewal", time.Since(renewed).Round(time.Second)))
+				return
+			default:
+				failures = 0
+				renewed = renewingFrom
+			}
+		}
+	}
+}
+
+// leaseTakenError is a lease file that no longer has this run's token.
+type leaseTakenError struct{ holder string }
+
+func (e *leaseTakenError) Error() string { return "another run holds it now (" + e.holder + ")" }
+
+// renew rewrites the lease file with record unless another run's token is there.
+func (l *lease) renew(record leaseRecord) error {
+	temp, err := l.writeTemp(record)
+	if err != nil {
+		return err
+	}
+
+	found, err := readLeaseFile(l.path)
+	if err != nil {
+		os.Remove(temp)
+		return err
+	}
+	holder := parseLeaseRecord(found.data)
+	if holder == nil || holder.Token != record.Token {
+		os.Remove(temp)
+		if found.data == nil {
+			return &leaseTakenError{holder: "the lease file was removed"}
+		}
+		return &leaseTakenError{holder: describeHolder(holder, found, time.Now())}
+	}
+	if err := os.Rename(temp, l.path); err != nil {
+		os.Remove(temp)
+		return fmt.Errorf("replace lease %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// lose marks the lease lost for reason and logs it.
+func (l *lease) lose(reason string) {
+	l.lostErr = fmt.Errorf("%w on %s: %s", errLeaseLost, l.resource, reason)
+	l.opts.logger.Error().Str(keyResource, l.resource).Str(keyLease, l.path).Str("reason", reason).
+		Msg("lost the lease; stopping as on SIGTERM")
+	close(l.lost)
+}
+
+// release stops the heartbeat and removes the lease file if it still has our token. It may be called
+// more than once.
+func (l *lease) release() {
+	l.once.Do(func() {
+		close(l.quit)
+		<-l.done
+		select {
+		case <-l.lost:
+			return
+		default:
+		}
+		found, err := readLeaseFile(l.path)
+		if err != nil {
+			return
+		}
+		if holder := parseLeaseRecord(found.data); holder != nil && holder.Token == l.record.Token {
+			_ = os.Remove(l.path)
+		}
+	})
+}
+
+// watchLeases returns a context derived from ctx that ends when any of leases is lost, with the loss
+// as its cause, and the function that releases its resources.
+func watchLeases(ctx context.Context, leases ...*lease) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	for _, l := range leases {
+		go func() {
+			select {
+			case <-l.lost:
+				cancel(l.lostErr)
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
+}
+
+// stopErrorOf returns the StopError of a run whose context ended: interrupted by a signal, unless the
+// cause is another one such as a lost lease.
+func stopErrorOf(ctx context.Context) *StopError {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(cause, context.Canceled) {
+		return &StopError{Reason: errInterrupted.Error()}
+	}
+	return &StopError{Reason: cause.Error()}
+}
