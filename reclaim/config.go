@@ -29,7 +29,8 @@ const SimulatorTarget = "simulator"
 // Config describes a run. Rate, Burst, Workers, MaxAttempts, Timeout and OutageAfter must be set, as
 // the command line does with the Default values; other zero fields take defaults.
 type Config struct {
-	// Input is the CSV file of rows to revoke.
+	// Input is the CSV file of rows to revoke, or a folder whose wave files each run as a job of their
+	// own, with its outputs in OutDir/<file name> (see runFolder).
 	Input string
 	// OutDir holds outcomes.csv, summary.csv and, unless Checkpoint is set, checkpoint.json.
 	OutDir string

@@ -27,8 +27,12 @@ const (
 // Result holds what a run leaves for reports kept outside the out dir, such as a Pushgateway.
 type Result struct {
 	// Summary holds the figures of the run's job over all the runs that worked on it, as its
-	// checkpoint records them. It is zero when the job has no checkpoint, and for a dry run.
+	// checkpoint records them. It is zero when the job has no checkpoint, and for a dry run. For an
+	// input folder it is the sum over its waves, as report.Summary.Add forms it.
 	Summary report.Summary
+	// Waves lists every wave file of an input folder in name order. It is nil for an input file, and
+	// empty but not nil for a folder without waves.
+	Waves []WaveResult
 }
 
 // Run works on the job cfg describes until every row has its outcome or the run must stop, and leaves
@@ -37,7 +41,12 @@ type Result struct {
 // Its error is nil when the job is complete and every row was revoked or a duplicate, ErrRowsFailed
 // when it is complete with other outcomes, and otherwise an error whose kind ExitCode maps to an exit
 // code. The Result is filled whatever the error.
+//
+// When cfg.Input is a folder, each of its wave files is a job of its own, as runFolder describes.
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	if info, err := os.Stat(cfg.Input); err == nil && info.IsDir() {
+		return runFolder(ctx, cfg)
+	}
 	err := runJob(ctx, cfg)
 	return resultOf(cfg), err
 }

@@ -94,6 +94,27 @@ type Summary struct {
 // Pending returns the number of rows that have no outcome yet.
 func (s Summary) Pending() int64 { return s.Rows - s.Counts.Total() }
 
+// Add adds the figures of another job to s, so that s sums the jobs of a folder of waves. Rows,
+// counts, requests, retries and elapsed time add up. Runs becomes the larger of the two, because one
+// run works on several jobs. Complete and DryRun stay true only when both summaries have them, so a
+// sum starts from Summary{Complete: true}, or with DryRun set too for dry runs.
+func (s *Summary) Add(other Summary) {
+	s.Rows += other.Rows
+	for _, status := range Statuses {
+		*s.Counts.field(status) += other.Counts.Of(status)
+	}
+	s.Requests += other.Requests
+	s.Throttled += other.Throttled
+	s.Reads += other.Reads
+	s.ReadsThrottled += other.ReadsThrottled
+	s.Retries += other.Retries
+	s.Rejected += other.Rejected
+	s.Runs = max(s.Runs, other.Runs)
+	s.Elapsed += other.Elapsed
+	s.Complete = s.Complete && other.Complete
+	s.DryRun = s.DryRun && other.DryRun
+}
+
 type metric struct {
 	Name  string `csv:"metric"`
 	Value string `csv:"value"`

@@ -21,9 +21,10 @@ import (
 const usage = `reclaim takes iOS VPP app licenses back from Intune managed devices through Microsoft Graph.
 
 Usage:
-  reclaim run --input FILE [flags]   revoke the license of every (app id, device id) row of FILE
-  reclaim version                    print the version
-  reclaim help                       print this text
+  reclaim run --input FILE [flags]     revoke the license of every (app id, device id) row of FILE
+  reclaim run --input FOLDER [flags]   do the same for each *.csv file in FOLDER, one job per file
+  reclaim version                      print the version
+  reclaim help                         print this text
 
 Run "reclaim run --help" for the flags. Every flag can also be set in the environment as
 RECLAIM_<FLAG> in upper snake case, such as RECLAIM_OUT_DIR; a flag on the command line wins.
@@ -66,7 +67,7 @@ type runFlags struct {
 func newRunFlagSet(f *runFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("reclaim run", flag.ContinueOnError)
 	c := &f.cfg
-	fs.StringVar(&c.Input, "input", "", "CSV `file` of rows to revoke, with app id and device id columns (required)")
+	fs.StringVar(&c.Input, "input", "", "CSV `file` of rows to revoke, with app id and device id columns, or a folder whose *.csv files run in name order, each with its outputs in <out-dir>/<file name> (required)")
 	fs.StringVar(&c.OutDir, "out-dir", reclaim.DefaultOutDir, "`folder` for outcomes.csv, summary.csv and checkpoint.json")
 	fs.StringVar(&c.Checkpoint, "checkpoint", "", "checkpoint `path` (default <out-dir>/checkpoint.json)")
 	fs.StringVar(&c.GraphURL, "graph-url", graphclient.DefaultGraphURL, "Graph root `URL`, ending in /beta, the only version with revokeDeviceLicense")
@@ -102,7 +103,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
-		fmt.Fprint(stdout, "Usage: reclaim run --input FILE [flags]\n\nFlags (each also read from RECLAIM_<FLAG>, such as RECLAIM_OUT_DIR; the command line wins):\n")
+		fmt.Fprint(stdout, "Usage: reclaim run --input FILE|FOLDER [flags]\n\nFlags (each also read from RECLAIM_<FLAG>, such as RECLAIM_OUT_DIR; the command line wins):\n")
 		fs.PrintDefaults()
 		fmt.Fprint(stdout, runUsageFooter)
 		return nil, err
