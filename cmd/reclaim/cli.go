@@ -60,6 +60,7 @@ type runFlags struct {
 	simulate  bool
 	logFormat string
 	logLevel  string
+	push      pushFlags
 	// fromEnvironment lists the flags whose value came from a RECLAIM_ variable.
 	fromEnvironment []string
 }
@@ -85,6 +86,7 @@ func newRunFlagSet(f *runFlags) *flag.FlagSet {
 	fs.BoolVar(&f.simulate, "simulate", false, "run against a Graph simulator started in this process; needs no credentials")
 	fs.StringVar(&f.logFormat, "log-format", "", "log `format` on stderr: json or console (default console when stderr is a terminal, else json)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	f.push.register(fs)
 	return fs
 }
 
@@ -155,6 +157,12 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return reclaim.ExitUsage
 	}
 
+	pusher, err := f.push.newPusher(f.cfg.Input)
+	if err != nil {
+		log.Error().Err(err).Msg("invalid --pushgateway-url or --pushgateway-job")
+		return reclaim.ExitUsage
+	}
+
 	if len(f.fromEnvironment) > 0 {
 		log.Info().Strs("flags", f.fromEnvironment).Msg("flags set from RECLAIM_ environment variables")
 	}
@@ -181,7 +189,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		defer sim.Close()
 	}
 
-	_, err = reclaim.Run(ctx, cfg)
+	result, err := reclaim.Run(ctx, cfg)
 	var stop *reclaim.StopError
 	var busy *reclaim.BusyError
 	switch {
@@ -194,8 +202,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	code := reclaim.ExitCode(err)
+	pusher.push(ctx, log, cfg, result, err)
 	switch {
-	case (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed) && !cfg.DryRun:
+	case (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed) && !cfg.DryRun && result.Waves == nil:
 		fmt.Fprintf(stdout, "  outcomes      %s\n", filepath.Join(cfg.OutDir, reclaim.OutcomesFile))
 	case code == reclaim.ExitAuth:
 		fmt.Fprintln(stdout, "Fix the credential or the permission named in the log, then run the same command again to resume.")
