@@ -365,3 +365,16 @@ func signalAfter(ctx context.Context, cmd *exec.Cmd, sig os.Signal, d time.Durat
 		}
 	}()
 }
+
+// waitForOutcomes waits until outcomes.csv in dir has at least n lines after its header.
+func waitForOutcomes(t *testing.T, dir string, n int) {
+	t.Helper()
+	path := filepath.Join(dir, reclaim.OutcomesFile)
+	for guard := time.Now(); time.Since(guard) < time.Minute; time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if strings.Count(string(data), "\n") > n {
+			return
+		}
+	}
+	t.Fatalf("%s has fewer than %d lines after a minute", path, n)
+}

@@ -145,16 +145,3 @@ func findLog(t *testing.T, r result, msg string) map[string]any {
 	}
 	return nil
 }
-
-// waitForOutcomes waits until outcomes.csv in dir has at least n lines after its header.
-func waitForOutcomes(t *testing.T, dir string, n int) {
-	t.Helper()
-	path := filepath.Join(dir, reclaim.OutcomesFile)
-	for guard := time.Now(); time.Since(guard) < time.Minute; time.Sleep(20 * time.Millisecond) {
-		data, _ := os.ReadFile(path)
-		if strings.Count(string(data), "\n") > n {
-			return
-		}
-	}
-	t.Fatalf("%s has fewer than %d lines after a minute", path, n)
-}

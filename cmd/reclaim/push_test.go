@@ -235,7 +235,7 @@ func TestPushAfterSIGTERM(t *testing.T) {
 	stdout, stderr := start(t, cmd)
 	// The signal goes out once rows are being sent, so that the run has written summary.csv when it
 	// stops, and not while it starts up.
-	waitForOutcome(t, out)
+	waitForOutcomes(t, out, 1)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("send SIGTERM: %v", err)
 	}
@@ -247,21 +247,6 @@ func TestPushAfterSIGTERM(t *testing.T) {
 	if got := p.metrics["reclaim_last_exit_code"]; got != reclaim.ExitStopped {
 		t.Errorf("pushed reclaim_last_exit_code = %v, want %d", got, reclaim.ExitStopped)
 	}
-}
-
-// waitForOutcome returns once outcomes.csv in dir has a line after its header, and fails the test if
-// that takes over a minute.
-func waitForOutcome(t *testing.T, dir string) {
-	t.Helper()
-	limit := time.Now().Add(time.Minute)
-	for time.Now().Before(limit) {
-		data, err := os.ReadFile(filepath.Join(dir, reclaim.OutcomesFile))
-		if err == nil && strings.Count(string(data), "\n") >= 2 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("outcomes.csv has no outcome line after a minute")
 }
 
 func TestPushFailureKeepsExitCode(t *testing.T) {
@@ -338,7 +323,7 @@ func TestPushNothingWhenBusy(t *testing.T) {
 
 	holder := simulateCommand(t, "--input", input, "--out-dir", out, "--rate", "5")
 	holderStdout, holderStderr := start(t, holder)
-	waitForOutcome(t, out)
+	waitForOutcomes(t, out, 1)
 
 	res := runProcess(t, simulateCommand(t, "--input", input, "--out-dir", out, "--pushgateway-url", gateway.URL))
 	if err := holder.Process.Signal(syscall.SIGTERM); err != nil {
