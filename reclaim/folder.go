@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,13 +69,15 @@ type wave struct {
 	handled bool
 	// err is the error that ended the wave in this run, or nil.
 	err error
+	// missing is true for a job in the out dir whose file is no longer in the input folder.
+	missing bool
 }
 
 // runFolder runs every wave file of the folder cfg.Input in name order, each as its own job, and keeps
 // index.csv in the out dir up to date. A wave whose file is unusable or changed stops with its error
 // and the other waves go on. An authentication error or a stop ends the run, and the waves it did not
-// reach stay as they are for the next run. The error is that of the wave with the highest exit code,
-// wrapped with its name.
+// reach stay as they are for the next run. The error is that of the wave with the most severe exit
+// code (see severity), wrapped with its name.
 func runFolder(ctx context.Context, cfg Config) (Result, error) {
 	f, err := newFolderRun(cfg)
 	if err != nil {
@@ -107,6 +110,7 @@ func runFolder(ctx context.Context, cfg Config) (Result, error) {
 	for _, name := range names {
 		f.waves = append(f.waves, f.newWave(name))
 	}
+	f.addMissingWaves(names)
 	log.Info().Str("input", f.base.Input).Str("out_dir", f.base.OutDir).Int("waves", len(names)).
 		Bool("dry_run", f.base.DryRun).Msg("folder run started")
 	if len(names) == 0 {
@@ -309,6 +313,10 @@ func endsRun(err error) bool {
 func (f *folderRun) runWave(ctx context.Context, w *wave) {
 	w.handled = true
 	log := w.cfg.Logger
+	if w.missing {
+		w.checkMissing()
+		return
+	}
 	if isIndexName(w.name) {
 		w.err = usageErrorf("the wave file %s has the name of the index that reclaim keeps in the out dir (%s); "+
 			"rename the file, such as to index-wave.csv, and the next run picks it up",
@@ -420,7 +428,7 @@ func (w *wave) explainUsageError() error {
 
 // changedError returns the error for a wave whose file differs from the content its checkpoint records.
 func (w *wave) changedError(change string) error {
-	return usageErrorf("%s changed after work on it began (%s), so reclaim cannot tell which of its rows were sent; "+
+	return usageErrorf("%s changed after work on it began (%s), so its rows no longer match the job's checkpoint and outcomes; "+
 		"put new rows in a file with a new name instead of editing a wave. To resume the wave, restore its content; "+
 		"to start it over, which sends every row again, move %s out of the out dir", w.cfg.Input, change, w.cfg.OutDir)
 }
@@ -429,6 +437,12 @@ func (w *wave) changedError(change string) error {
 func (w *wave) state() (report.WaveState, int) {
 	var busy *BusyError
 	code := ExitCode(w.err)
+	if w.missing {
+		if w.err == nil && w.cp != nil {
+			return report.WaveMissing, w.cp.ExitCode
+		}
+		return report.WaveMissing, code
+	}
 	if w.handled {
 		switch {
 		case errors.As(w.err, &busy):
@@ -478,6 +492,8 @@ func (f *folderRun) writeIndex() error {
 		}
 		if err := w.problem(); err != nil {
 			line.Error = err.Error()
+		} else if w.missing {
+			line.Error = "the wave file was removed from the input folder after its job was complete; its outcomes are kept"
 		}
 		lines = append(lines, line)
 	}
@@ -507,15 +523,15 @@ func (f *folderRun) result() Result {
 	if f.base.DryRun {
 		total = report.Summary{}
 	}
-	return Result{Summary: total, Waves: waves}
+	return Result{Summary: total, Read: !f.base.DryRun, Waves: waves}
 }
 
-// worstError returns the error of the first wave handled in this run with the highest exit code,
+// worstError returns the error of the first wave handled in this run with the most severe exit code,
 // wrapped with the wave's name, or nil when every wave exited with 0.
 func (f *folderRun) worstError() error {
 	var worst *wave
 	for _, w := range f.waves {
-		if w.handled && w.err != nil && (worst == nil || ExitCode(w.err) > ExitCode(worst.err)) {
+		if w.handled && w.err != nil && (worst == nil || severity(ExitCode(w.err)) > severity(ExitCode(worst.err))) {
 			worst = w
 		}
 	}
@@ -568,4 +584,69 @@ func (f *folderRun) logEnd(result Result, err error) {
 		}
 	}
 	event.Int("exit_code", ExitCode(err)).Msg("folder run ended")
+}
+
+// severity orders exit codes from the least to the most severe: 0, 4, 1, 2, 3. A result that needs a
+// person (failed rows, a bad or changed wave, a credential) wins over a stop that the next run resumes
+// by itself, so that a Kubernetes Job fails on it rather than retrying and hiding it.
+func severity(code int) int {
+	switch code {
+	case ExitOK:
+		return 0
+	case ExitStopped:
+		return 1
+	case ExitRowsFailed:
+		return 2
+	case ExitUsage:
+		return 3
+	}
+	return 4
+}
+
+// addMissingWaves adds a wave for each folder of the out dir that holds a job but whose file is not
+// among names, so that index.csv keeps listing a wave whose file was removed. Waves stay in name order.
+func (f *folderRun) addMissingWaves(names []string) {
+	entries, err := os.ReadDir(f.base.OutDir)
+	if err != nil {
+		return
+	}
+	present := map[string]bool{}
+	for _, name := range names {
+		present[name] = true
+	}
+	added := false
+	for _, entry := range entries {
+		name := entry.Name()
+		if !entry.IsDir() || present[name] || !isWaveName(name) ||
+			!fileExists(filepath.Join(f.base.OutDir, name, CheckpointFile)) {
+			continue
+		}
+		w := f.newWave(name)
+		w.missing = true
+		f.waves = append(f.waves, w)
+		added = true
+	}
+	if added {
+		slices.SortFunc(f.waves, func(a, b *wave) int { return strings.Compare(a.name, b.name) })
+	}
+}
+
+// checkMissing records the result of a wave whose file was removed. A complete job needs nothing,
+// because its outcomes are kept. A job with rows pending is an error until someone puts the file back
+// or moves the job out of the out dir, because its rows would otherwise never be finished.
+func (w *wave) checkMissing() {
+	log := w.cfg.Logger
+	switch {
+	case w.cp != nil && w.cp.Complete:
+		w.handled = false
+		log.Info().Str("out", w.cfg.OutDir).Msg("wave file removed after its job was complete; its outcomes are kept")
+	case w.cp != nil:
+		w.err = usageErrorf("the wave file %s was removed, but its job in %s has %d of %d rows pending; "+
+			"put the file back to resume it, or move %s out of the out dir to drop its pending rows",
+			w.cfg.Input, w.cfg.OutDir, int64(w.cp.Input.Rows)-w.cp.Counts.Total(), w.cp.Input.Rows, w.cfg.OutDir)
+		log.Error().Err(w.err).Msg("wave file missing; the other waves go on")
+	default:
+		w.err = w.cpErr
+		log.Error().Err(w.err).Msg("wave file missing and its checkpoint cannot be read; the other waves go on")
+	}
 }

@@ -416,8 +416,10 @@ func TestFolderWorstError(t *testing.T) {
 		{"all fine", []error{nil, nil}, []bool{true, true}, ExitOK, ""},
 		{"rows failed", []error{nil, ErrRowsFailed}, []bool{true, true}, ExitRowsFailed, "w1"},
 		{"first usage error wins a tie", []error{usage, ErrRowsFailed, usage}, []bool{true, true, true}, ExitUsage, "w0"},
-		{"busy above usage", []error{usage, busy}, []bool{true, true}, ExitStopped, "w1"},
-		{"stop above everything", []error{ErrRowsFailed, stop, nil}, []bool{true, true, false}, ExitStopped, "w1"},
+		{"usage above busy", []error{busy, usage}, []bool{true, true}, ExitUsage, "w1"},
+		{"failed rows above a stop", []error{stop, ErrRowsFailed, nil}, []bool{true, true, false}, ExitRowsFailed, "w1"},
+		{"stop above success", []error{nil, stop}, []bool{true, true}, ExitStopped, "w1"},
+		{"auth above usage", []error{usage, &graphclient.AuthError{Err: errors.New("no consent")}}, []bool{true, true}, ExitAuth, "w1"},
 		{"unhandled waves do not count", []error{nil, usage}, []bool{true, false}, ExitOK, ""},
 	}
 	for _, tt := range tests {
@@ -527,5 +529,65 @@ func TestRunFolderDamagedCheckpointHint(t *testing.T) {
 	}
 	if got := sim.Stats().GraphRequests; got != 0 {
 		t.Errorf("Graph requests = %d, want 0", got)
+	}
+}
+
+func TestRunFolderRemovedWaves(t *testing.T) {
+	input := writeFolder(t, map[string]string{
+		"b.csv": "appId,deviceId\n" + app1 + "," + dev1 + "\n",
+	})
+	cfg, _ := simConfig(t, input)
+
+	// Jobs of two wave files that were removed since: a.csv complete, c.csv with 2 of 3 rows pending.
+	for name, complete := range map[string]bool{"a.csv": true, "c.csv": false} {
+		dir := filepath.Join(cfg.OutDir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cp := &Checkpoint{
+			Input:         InputIdentity{Path: filepath.Join(input, name), Size: 10, SHA256: strings.Repeat("0", 64), Rows: 3},
+			Target:        SimulatorTarget,
+			URLForm:       "cast",
+			DoneThrough:   1,
+			OutcomesBytes: int64(len(report.OutcomesHeader)) + 100,
+			Counts:        report.Counts{Revoked: 1},
+			Complete:      complete,
+		}
+		if complete {
+			cp.DoneThrough, cp.Counts = 3, report.Counts{Revoked: 3}
+		}
+		if err := cp.save(filepath.Join(dir, CheckpointFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	result, err := Run(context.Background(), cfg)
+	if got := ExitCode(err); got != ExitUsage {
+		t.Fatalf("Run() exit code = %d (%v), want %d for the removed wave with pending rows", got, err, ExitUsage)
+	}
+	for _, part := range []string{"wave c.csv: ", "was removed", "2 of 3 rows pending", "put the file back"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("Run() error = %q, want it to contain %q", err, part)
+		}
+	}
+	var names []string
+	for _, w := range result.Waves {
+		names = append(names, w.Name+" "+string(w.State))
+	}
+	if got, want := strings.Join(names, ", "), "a.csv missing, b.csv complete, c.csv missing"; got != want {
+		t.Errorf("waves = %q, want %q", got, want)
+	}
+	index := readIndex(t, cfg.OutDir)
+	if len(index) != 3 {
+		t.Fatalf("index.csv has %d lines, want 3", len(index))
+	}
+	if got := index[0]; got["state"] != "missing" || got["pending"] != "0" || !strings.Contains(got["error"], "outcomes are kept") {
+		t.Errorf("index.csv line of a.csv = %v, want missing with no pending row and a note", got)
+	}
+	if got := index[2]; got["state"] != "missing" || got["exit_code"] != "2" || got["pending"] != "2" {
+		t.Errorf("index.csv line of c.csv = %v, want missing, exit 2, 2 pending", got)
+	}
+	if got := result.Summary.Pending(); got != 2 {
+		t.Errorf("result pending = %d, want the 2 rows of the removed wave", got)
 	}
 }
