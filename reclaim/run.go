@@ -30,6 +30,9 @@ type Result struct {
 	// checkpoint records them. It is zero when the job has no checkpoint, and for a dry run. For an
 	// input folder it is the sum over its waves, as report.Summary.Add forms it.
 	Summary report.Summary
+	// Read is true when Summary was read from the job's checkpoint or, for an input folder, from its
+	// waves. It is false when the run ended before that, such as on a bad flag.
+	Read bool
 	// Waves lists every wave file of an input folder in name order. It is nil for an input file, and
 	// empty but not nil for a folder without waves.
 	Waves []WaveResult
@@ -64,7 +67,7 @@ func resultOf(cfg Config) Result {
 	if err != nil {
 		return Result{}
 	}
-	return Result{Summary: summaryOf(cp)}
+	return Result{Summary: summaryOf(cp), Read: true}
 }
 
 // runJob is Run without its Result.

@@ -112,6 +112,9 @@ func isLoopbackHost(host string) bool {
 type Figures struct {
 	// Summary holds the job's figures over all the runs that worked on it.
 	Summary Summary
+	// SummaryRead is true when Summary was read from the job's state. When it is false, as after a bad
+	// flag, only the run's gauges are pushed, so that the job's gauges from an earlier push stay.
+	SummaryRead bool
 	// Duration is the time this run took.
 	Duration time.Duration
 	// ExitCode is the exit code of this run.
@@ -138,7 +141,8 @@ type Figures struct {
 //	reclaim_last_exit_code                   exit code of this run
 //	reclaim_last_complete_timestamp_seconds  Unix time when this run ended, only when Complete
 //
-// The job figures come from f.Summary and so cover all the job's runs.
+// The job figures come from f.Summary and so cover all the job's runs. They are left out when
+// f.SummaryRead is false.
 //
 // Push uses POST, which replaces only the metrics of the same name in the group. A run that did not
 // complete the job sends no reclaim_last_complete_timestamp_seconds, so the time that an earlier
@@ -188,8 +192,17 @@ func figuresRegistry(f Figures) *prometheus.Registry {
 		g.Set(value)
 		registry.MustRegister(g)
 	}
-	s := f.Summary
+	gauge("reclaim_run_duration_seconds", "Time the last run took.", f.Duration.Seconds())
+	gauge("reclaim_last_exit_code", "Exit code of the last run.", float64(f.ExitCode))
+	if f.Complete {
+		gauge("reclaim_last_complete_timestamp_seconds", "Unix time when the last run that found the job complete ended.",
+			float64(f.EndedAt.UnixMilli())/1000)
+	}
+	if !f.SummaryRead {
+		return registry
+	}
 
+	s := f.Summary
 	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "reclaim_rows",
 		Help: "Rows of the job's input by status; pending rows have no outcome yet.",
@@ -209,12 +222,6 @@ func figuresRegistry(f Figures) *prometheus.Registry {
 	gauge("reclaim_runs", "Runs that worked on the job.", float64(s.Runs))
 	gauge("reclaim_elapsed_seconds", "Time the job's runs took together.", s.Elapsed.Seconds())
 	gauge("reclaim_complete", "1 when the last run ended with every row of the job done, else 0.", boolValue(f.Complete))
-	gauge("reclaim_run_duration_seconds", "Time the last run took.", f.Duration.Seconds())
-	gauge("reclaim_last_exit_code", "Exit code of the last run.", float64(f.ExitCode))
-	if f.Complete {
-		gauge("reclaim_last_complete_timestamp_seconds", "Unix time when the last run that found the job complete ended.",
-			float64(f.EndedAt.UnixMilli())/1000)
-	}
 	return registry
 }
 

@@ -169,7 +169,7 @@ func TestPushCompleteJob(t *testing.T) {
 
 	err := report.Push(context.Background(),
 		report.PushTarget{URL: g.URL, Job: "reclaim", Grouping: map[string]string{"input": "wave.csv"}},
-		report.Figures{Summary: summary, Duration: 1500 * time.Millisecond, ExitCode: 1, Complete: true, EndedAt: ended})
+		report.Figures{Summary: summary, SummaryRead: true, Duration: 1500 * time.Millisecond, ExitCode: 1, Complete: true, EndedAt: ended})
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
@@ -196,7 +196,7 @@ func TestPushIncompleteJob(t *testing.T) {
 
 	err := report.Push(context.Background(),
 		report.PushTarget{URL: g.URL, Job: "reclaim", Grouping: map[string]string{"input": "wave.csv"}},
-		report.Figures{Summary: jobSummary, Duration: 2 * time.Second, ExitCode: 4, EndedAt: time.Now()})
+		report.Figures{Summary: jobSummary, SummaryRead: true, Duration: 2 * time.Second, ExitCode: 4, EndedAt: time.Now()})
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
@@ -206,6 +206,19 @@ func TestPushIncompleteJob(t *testing.T) {
 	want["reclaim_run_duration_seconds"] = 2
 	want["reclaim_last_exit_code"] = 4
 	checkMetrics(t, g.only(t), want)
+}
+
+func TestPushWithoutSummary(t *testing.T) {
+	g := startGateway(t, http.StatusOK)
+
+	// A run that ended on a bad flag read no job: its zero summary must not replace the job's gauges.
+	err := report.Push(context.Background(),
+		report.PushTarget{URL: g.URL, Job: "reclaim", Grouping: map[string]string{"input": "wave.csv"}},
+		report.Figures{Summary: jobSummary, Duration: time.Second, ExitCode: 2, EndedAt: time.Now()})
+	if err != nil {
+		t.Fatalf("Push: %v", err)
+	}
+	checkMetrics(t, g.only(t), map[string]float64{"reclaim_run_duration_seconds": 1, "reclaim_last_exit_code": 2})
 }
 
 func TestPushPath(t *testing.T) {

@@ -62,11 +62,12 @@ func (p *runPusher) push(ctx context.Context, log zerolog.Logger, cfg reclaim.Co
 	code := reclaim.ExitCode(runErr)
 	ended := time.Now()
 	figures := report.Figures{
-		Summary:  result.Summary,
-		Duration: ended.Sub(p.started),
-		ExitCode: code,
-		Complete: result.Summary.Complete && (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed),
-		EndedAt:  ended,
+		Summary:     result.Summary,
+		SummaryRead: result.Read,
+		Duration:    ended.Sub(p.started),
+		ExitCode:    code,
+		Complete:    result.Summary.Complete && (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed),
+		EndedAt:     ended,
 	}
 
 	// The push goes out after a SIGTERM too, which has ended ctx; report.Push bounds its time.

@@ -301,6 +301,10 @@ func TestPushAfterInputError(t *testing.T) {
 	if got, ok := p.metrics["reclaim_last_complete_timestamp_seconds"]; ok {
 		t.Errorf("a failed run pushed reclaim_last_complete_timestamp_seconds = %v, want none", got)
 	}
+	// The run read no job, so it must not replace the job's gauges of an earlier push with zeros.
+	if got, ok := p.metrics[`reclaim_rows{status="revoked"}`]; ok {
+		t.Errorf("a run that read no job pushed reclaim_rows = %v, want none", got)
+	}
 }
 
 func TestPushNothingForDryRun(t *testing.T) {
