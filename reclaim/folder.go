@@ -52,6 +52,9 @@ type folderRun struct {
 	log     zerolog.Logger
 	started time.Time
 	waves   []*wave
+	// fence, unless nil, returns an error when the run may no longer write index.csv, because the
+	// lease on the top out dir may have passed to another run.
+	fence func() error
 }
 
 // wave is one wave file of the input folder, with its checkpoint and the result of this run.
@@ -95,6 +98,7 @@ func runFolder(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer lock.release()
+	f.fence = lock.held
 	// ctx also ends when another run takes the top lease over, and the run then stops as on SIGTERM.
 	ctx, stopWatching := lock.watch(ctx)
 	defer stopWatching()
@@ -126,7 +130,10 @@ func runFolder(ctx context.Context, cfg Config) (Result, error) {
 	result := f.result()
 	runErr := f.worstError()
 	if indexErr != nil && ExitCode(runErr) < ExitStopped {
-		runErr = &StopError{Reason: "index.csv could not be written; run again once the out dir can be written", Err: indexErr}
+		runErr = indexErr
+		if !errors.Is(indexErr, errLeaseLost) {
+			runErr = &StopError{Reason: "index.csv could not be written; run again once the out dir can be written", Err: indexErr}
+		}
 	}
 	f.logEnd(result, runErr)
 	return result, runErr
@@ -476,10 +483,16 @@ func (w *wave) problem() error {
 }
 
 // writeIndex writes index.csv in the out dir atomically, with a line for every wave. A dry run leaves
-// it alone, because it changes no wave.
+// it alone, because it changes no wave, and so does a run whose fence check fails: it returns the
+// check's error.
 func (f *folderRun) writeIndex() error {
 	if f.base.DryRun {
 		return nil
+	}
+	if f.fence != nil {
+		if err := f.fence(); err != nil {
+			return err
+		}
 	}
 	lines := make([]report.IndexLine, 0, len(f.waves))
 	for _, w := range f.waves {

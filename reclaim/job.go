@@ -41,6 +41,9 @@ type job struct {
 
 	// stop ends the run early for a reason, which becomes the cause of the run's context.
 	stop context.CancelCauseFunc
+	// fence, unless nil, returns an error when the run may no longer write the job's files, because
+	// its lease may have passed to another run. runJob sets it, and run hands it to the ledger.
+	fence func() error
 
 	throttled atomic.Int64
 	// readsThrottled counts the 429 responses to the precheck's reads.
@@ -89,6 +92,7 @@ func newJob(cfg Config, identity InputIdentity, index *waveIndex, cp *Checkpoint
 func (j *job) run(ctx context.Context) error {
 	defer j.ledger.close()
 	j.started = time.Now()
+	j.ledger.fence = j.fence
 
 	input, err := OpenInput(j.cfg.Input, j.cfg.Notify)
 	if err != nil {
@@ -169,6 +173,9 @@ func (j *job) finish(poolErr, stopCause error) error {
 		result = poolErr
 	case verifyErr != nil:
 		result = verifyErr
+	case errors.Is(saveErr, errLeaseLost):
+		summary.Complete = false
+		result = saveErr
 	case saveErr != nil:
 		summary.Complete = false
 		result = &StopError{Reason: "the checkpoint could not be saved; run again once the out dir can be written", Err: saveErr}
@@ -204,7 +211,8 @@ func (j *job) verifyOutcomes() error {
 
 // save writes the checkpoint and summary.csv, after flushing outcomes.csv so that the checkpoint
 // vouches only for lines on disk. The job is marked complete when every row is finished and mayComplete
-// is true. save returns the checkpoint it saved.
+// is true. save returns the checkpoint it saved. When the fence check fails, it writes neither file
+// and returns the check's error.
 func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
@@ -232,9 +240,23 @@ func (j *job) save(mayComplete bool) (*Checkpoint, error) {
 	if err := j.ledger.sync(); err != nil {
 		return &cp, fmt.Errorf("sync %s: %w", OutcomesFile, err)
 	}
+	if err := j.checkFence(); err != nil {
+		return &cp, err
+	}
 	if err := cp.save(j.cfg.Checkpoint); err != nil {
+		return &cp, err
+	}
+	if err := j.checkFence(); err != nil {
 		return &cp, err
 	}
 	summary := summaryOf(&cp)
 	return &cp, writeFileAtomic(j.cfg.summaryPath(), summary.WriteCSV)
+}
+
+// checkFence returns the error of the fence check, or nil for a job without one.
+func (j *job) checkFence() error {
+	if j.fence == nil {
+		return nil
+	}
+	return j.fence()
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -66,6 +67,7 @@ const (
 	keyHolderPID     = "holder_pid"
 	keyHolderStarted = "holder_started"
 	keyHeartbeatAge  = "heartbeat_age"
+	keyLeaseFileAge  = "lease_file_age"
 )
 
 // errLeaseLost starts the stop reason of a run whose lease another run took or that it could not renew.
@@ -78,7 +80,8 @@ type leaseOptions struct {
 	heartbeat time.Duration
 	// stale is the heartbeat age after which another run takes the lease over. The age is judged from
 	// the time in the record against the reader's clock, which assumes that the clocks of all hosts
-	// sharing the volume agree within a few seconds, as NTP keeps them in a cluster.
+	// sharing the volume agree within a few seconds, as NTP keeps them in a cluster. judgeLease falls
+	// back to the file's modification time for a heartbeat that lies too far in the future.
 	stale time.Duration
 	// settle is the wait between renaming a record over the lease file and reading it back.
 	settle time.Duration
@@ -255,17 +258,56 @@ func judgeLease(found leaseFile, self leaseRecord, now time.Time, stale time.Dur
 	if now.Sub(holder.Heartbeat) > stale {
 		return leaseStale, holder
 	}
+	// A heartbeat this far ahead comes from a holder whose clock ran fast, and would keep the lease
+	// held long after that holder ended. The modification time comes from another clock, that of the
+	// file server or of the host that wrote the file, so it judges the age instead.
+	if holder.Heartbeat.Sub(now) > stale && now.Sub(found.modTime) > stale {
+		return leaseStale, holder
+	}
 	return leaseHeld, holder
+}
+
+// clockAhead reports whether the heartbeat of the lease in found and its modification time both lie
+// more than stale ahead of now, so that the lease stays held only because its writer's clock runs
+// ahead. For an unreadable file it checks the modification time alone.
+func clockAhead(holder *leaseRecord, found leaseFile, now time.Time, stale time.Duration) bool {
+	if holder != nil && holder.Heartbeat.Sub(now) <= stale {
+		return false
+	}
+	return found.modTime.Sub(now) > stale
 }
 
 // describeHolder returns the holder of found for messages, such as "process 12 on host h, started
 // 2025-01-02T03:04:05Z, last heartbeat 3s ago".
 func describeHolder(holder *leaseRecord, found leaseFile, now time.Time) string {
 	if holder == nil {
-		return fmt.Sprintf("holder unreadable, lease file last written %s ago", now.Sub(found.modTime).Round(time.Second))
+		return "holder unreadable, lease file " + describeAge("last written", found.modTime, now)
 	}
-	return fmt.Sprintf("process %d on host %s, started %s, last heartbeat %s ago", holder.PID, holder.Host,
-		holder.StartedAt.Format(time.RFC3339), now.Sub(holder.Heartbeat).Round(time.Second))
+	return fmt.Sprintf("process %d on host %s, started %s, %s", holder.PID, holder.Host,
+		holder.StartedAt.Format(time.RFC3339), describeAge("last heartbeat", holder.Heartbeat, now))
+}
+
+// describeAge returns what happened at time at, as seen at now, such as "last heartbeat 3s ago", or
+// "last heartbeat dated 2h0m0s ahead of this host's clock" when at lies in the future.
+func describeAge(what string, at, now time.Time) string {
+	age := now.Sub(at).Round(time.Second)
+	if age < 0 {
+		return fmt.Sprintf("%s dated %s ahead of this host's clock", what, -age)
+	}
+	return fmt.Sprintf("%s %s ago", what, age)
+}
+
+// describeClockAhead returns the Holder of the BusyError for a lease that clockAhead reports, with
+// the way to clear it.
+func describeClockAhead(holder *leaseRecord, found leaseFile, now time.Time, path string) string {
+	host := "its host"
+	if holder != nil {
+		host = "host " + holder.Host
+	}
+	return fmt.Sprintf("%s; the lease file's modification time lies %s ahead of this host's clock too, "+
+		"so the clock of %s runs ahead and the lease will not go stale until this clock catches up. "+
+		"Once no reclaim runs on %s, remove %s", describeHolder(holder, found, now),
+		found.modTime.Sub(now).Round(time.Second), host, host, path)
 }
 
 // lease is a lease this process holds, kept alive by a heartbeat goroutine until release.
@@ -274,6 +316,10 @@ type lease struct {
 	resource string
 	opts     leaseOptions
 	record   leaseRecord
+
+	// renewed is when the record now in the lease file was written, with the monotonic clock reading
+	// of this process. The heartbeat goroutine stores it and held reads it.
+	renewed atomic.Pointer[time.Time]
 
 	// lost is closed when the lease is lost, after lostErr is set.
 	lost    chan struct{}
@@ -300,11 +346,15 @@ func takeLease(path, resource string, opts leaseOptions) (*lease, error) {
 		}
 		now := time.Now()
 		verdict, holder := judgeLease(found, l.record, now, opts.stale)
+		if verdict == leaseHeld && clockAhead(holder, found, now, opts.stale) {
+			return nil, &BusyError{Resource: resource, Holder: describeClockAhead(holder, found, now, path)}
+		}
 		if verdict == leaseHeld {
 			return nil, &BusyError{Resource: resource, Holder: describeHolder(holder, found, now)}
 		}
 
-		err = l.replace(found)
+		written := time.Now()
+		err = l.replace(found, written)
 		if errors.Is(err, errLeaseChanged) && round < rounds {
 			continue
 		}
@@ -319,6 +369,7 @@ func takeLease(path, resource string, opts leaseOptions) (*lease, error) {
 		if err := l.verify(); err != nil {
 			return nil, err
 		}
+		l.renewed.Store(&written)
 		l.logTaken(verdict, holder, found, now)
 		break
 	}
@@ -333,11 +384,11 @@ func takeLease(path, resource string, opts leaseOptions) (*lease, error) {
 // errLeaseChanged is a lease file that no longer has the bytes a run judged.
 var errLeaseChanged = errors.New("lease file changed")
 
-// replace renames this run's record over the lease file if the file still has the bytes of judged.
-// It returns errLeaseChanged when it does not, and a *BusyError when the check and the rename took so
-// long that another run may have taken the lease in between.
-func (l *lease) replace(judged leaseFile) error {
-	l.record.Heartbeat = time.Now().UTC()
+// replace renames this run's record, with its heartbeat at now, over the lease file if the file still
+// has the bytes of judged. It returns errLeaseChanged when it does not, and a *BusyError when the
+// check and the rename took so long that another run may have taken the lease in between.
+func (l *lease) replace(judged leaseFile, now time.Time) error {
+	l.record.Heartbeat = now.UTC()
 	temp, err := l.writeTemp(l.record)
 	if err != nil {
 		return usageErrorf("%w; check that the folder of %s is writable", err, l.resource)
@@ -413,13 +464,17 @@ func (l *lease) verify() error {
 func (l *lease) logTaken(verdict leaseVerdict, holder *leaseRecord, found leaseFile, judgedAt time.Time) {
 	log := l.opts.logger
 	var event *zerolog.Event
-	switch verdict {
-	case leaseAbsent:
+	switch {
+	case verdict == leaseAbsent:
 		log.Info().Str(keyResource, l.resource).Str(keyLease, l.path).Msg("took the lease")
 		return
-	case leaseHolderDead:
+	case verdict == leaseHolderDead:
 		event = log.Warn()
 		defer event.Msg("took over the lease: its holder's process has ended")
+	case holder != nil && holder.Heartbeat.After(judgedAt):
+		// judgeLease found the heartbeat too far ahead and judged the modification time instead.
+		event = log.Warn().Stringer(keyLeaseFileAge, judgedAt.Sub(found.modTime).Round(time.Second))
+		defer event.Msg("took over the lease: its heartbeat lies ahead of this host's clock, and the lease file has not been written for longer than the stale period")
 	default:
 		event = log.Warn()
 		defer event.Msg("took over the lease: its heartbeat is stale")
@@ -427,7 +482,7 @@ func (l *lease) logTaken(verdict leaseVerdict, holder *leaseRecord, found leaseF
 	event.Str(keyResource, l.resource).Str(keyLease, l.path).Str(keyHolder, describeHolder(holder, found, judgedAt))
 	if holder != nil {
 		event.Str(keyHolderHost, holder.Host).Int(keyHolderPID, holder.PID).Time(keyHolderStarted, holder.StartedAt).
-			Dur(keyHeartbeatAge, judgedAt.Sub(holder.Heartbeat))
+			Stringer(keyHeartbeatAge, judgedAt.Sub(holder.Heartbeat).Round(time.Second))
 	}
 }
 
@@ -439,8 +494,6 @@ func (l *lease) heartbeat() {
 	ticker := time.NewTicker(l.opts.heartbeat)
 	defer ticker.Stop()
 
-	// renewed is when the record now in the file was written. Other runs judge its age.
-	renewed := l.record.Heartbeat
 	var renewing chan error
 	var renewingFrom time.Time
 	failures := 0
@@ -458,7 +511,7 @@ func (l *lease) heartbeat() {
 			return
 
 		case <-ticker.C:
-			if age := time.Since(renewed); age > l.opts.renewLimit() {
+			if age := l.sinceRenewed(); age > l.opts.renewLimit() {
 				l.lose(fmt.Sprintf("it could not be renewed for %s", age.Round(time.Second)))
 				return
 			}
@@ -480,17 +533,49 @@ func (l *lease) heartbeat() {
 			case err != nil:
 				failures++
 				l.opts.logger.Warn().Err(err).Str(keyResource, l.resource).Int("failures", failures).
-					Dur("since_renewed", time.Since(renewed)).Msg("could not renew the lease; trying again at the next heartbeat")
-			case time.Since(renewed) > l.opts.renewLimit():
+					Stringer("since_renewed", l.sinceRenewed().Round(time.Second)).Msg("could not renew the lease; trying again at the next heartbeat")
+			case l.sinceRenewed() > l.opts.renewLimit():
 				// The rewrite landed so late that another run may have judged the lease stale first.
-				l.lose(fmt.Sprintf("renewing it took until %s after the last renewal", time.Since(renewed).Round(time.Second)))
+				l.lose(fmt.Sprintf("renewing it took until %s after the last renewal", l.sinceRenewed().Round(time.Second)))
 				return
 			default:
 				failures = 0
-				renewed = renewingFrom
+				renewed := renewingFrom
+				l.renewed.Store(&renewed)
 			}
 		}
 	}
+}
+
+// sinceRenewed returns the time since the record now in the lease file was written. It is the larger
+// of two readings. The monotonic clock ignores steps of the wall clock, but on Linux it does not
+// advance while the machine is suspended. Other runs judge the heartbeat by their wall clocks. So a
+// forward step of this host's wall clock counts as time passed, and the run stops rather than risk it.
+func (l *lease) sinceRenewed() time.Duration {
+	renewed := *l.renewed.Load()
+	now := time.Now()
+	// Round(0) strips the monotonic reading, so that Sub compares wall clock times.
+	return max(now.Sub(renewed), now.Round(0).Sub(renewed.Round(0)))
+}
+
+// held returns nil while this run may still write what the lease guards, because the lease is not
+// lost and was renewed within the renew limit, so no other run can have judged it stale yet.
+// Otherwise it returns an error that wraps errLeaseLost. It is cheap and safe for concurrent use.
+//
+// NOTE: A check is not atomic with the write after it. A process paused between the two for longer
+// than the margin between renewLimit and stale still writes after a takeover. Only a file system
+// that rejects writes of the old holder could close that gap.
+func (l *lease) held() error {
+	select {
+	case <-l.lost:
+		return l.lostErr
+	default:
+	}
+	if age, limit := l.sinceRenewed(), l.opts.renewLimit(); age > limit {
+		return fmt.Errorf("%w on %s: it was last renewed %s ago, longer than the renew limit %s, so another run may have taken it over",
+			errLeaseLost, l.resource, age.Round(time.Second), limit)
+	}
+	return nil
 }
 
 // leaseTakenError is a lease file that no longer has this run's token.

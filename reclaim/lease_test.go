@@ -5,16 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"reclaim/report"
 )
 
 // deadPID returns the id of a process that has ended: a run of this test binary that runs no test.
@@ -116,6 +121,10 @@ func TestJudgeLease(t *testing.T) {
 		{"garbage, stale mtime", leaseFile{data: []byte("{\"host\": \"node-b\", \"pi"), modTime: old}, leaseStale},
 		{"empty file, fresh mtime", leaseFile{data: []byte{}, modTime: fresh}, leaseHeld},
 		{"empty file, stale mtime", leaseFile{data: []byte{}, modTime: old}, leaseStale},
+		{"heartbeat ahead within stale", leaseFile{data: holder("node-b", dead, -stale/2, nil), modTime: fresh}, leaseHeld},
+		{"heartbeat far ahead, stale mtime", leaseFile{data: holder("node-b", dead, -24*time.Hour, nil), modTime: old}, leaseStale},
+		{"heartbeat far ahead, fresh mtime", leaseFile{data: holder("node-b", dead, -24*time.Hour, nil), modTime: fresh}, leaseHeld},
+		{"heartbeat and mtime far ahead", leaseFile{data: holder("node-b", dead, -24*time.Hour, nil), modTime: now.Add(2 * stale)}, leaseHeld},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,15 +178,36 @@ func TestTakeLeaseFromFile(t *testing.T) {
 	tests := []struct {
 		name string
 		// record is written as the lease file, or content when record is nil.
-		record   *leaseRecord
-		content  string
+		record  *leaseRecord
+		content string
+		// mtimeAge sets the file's modification time that long before now, or after now when negative.
 		mtimeAge time.Duration
 		wantBusy bool
+		// wantText are parts of the busy message, or of the log of the takeover.
+		wantText []string
 		wantLog  string
 	}{
 		{name: "other host, stale heartbeat",
-			record:  &leaseRecord{Host: "node-gone", PID: 7, StartedAt: now.Add(-time.Hour), Heartbeat: now.Add(-10 * time.Minute), Token: "old"},
-			wantLog: "heartbeat is stale"},
+			record:   &leaseRecord{Host: "node-gone", PID: 7, StartedAt: now.Add(-time.Hour), Heartbeat: now.Add(-10 * time.Minute), Token: "old"},
+			wantLog:  "heartbeat is stale",
+			wantText: []string{`"heartbeat_age":"10m0s"`}},
+		{name: "other host, heartbeat a day ahead, stale mtime",
+			record:   &leaseRecord{Host: "node-fast", PID: 7, StartedAt: now, Heartbeat: now.Add(24 * time.Hour), Token: "old"},
+			mtimeAge: 10 * time.Minute,
+			wantLog:  "heartbeat lies ahead of this host's clock",
+			wantText: []string{`"heartbeat_age":"-24h0m0s"`, `"lease_file_age":"10m0s"`}},
+		{name: "other host, heartbeat a day ahead, fresh mtime",
+			record:   &leaseRecord{Host: "node-fast", PID: 7, StartedAt: now, Heartbeat: now.Add(24 * time.Hour), Token: "old"},
+			wantBusy: true,
+			wantText: []string{"last heartbeat dated 24h0m0s ahead of this host's clock"}},
+		{name: "other host, heartbeat and mtime a day ahead",
+			record:   &leaseRecord{Host: "node-fast", PID: 7, StartedAt: now, Heartbeat: now.Add(24 * time.Hour), Token: "old"},
+			mtimeAge: -24 * time.Hour,
+			wantBusy: true,
+			wantText: []string{"last heartbeat dated 24h0m0s ahead", "the clock of host node-fast runs ahead",
+				"Once no reclaim runs on host node-fast, remove /", leaseFileName + ")"}},
+		{name: "garbage, mtime a day ahead", content: "{\"host\":", mtimeAge: -24 * time.Hour, wantBusy: true,
+			wantText: []string{"lease file last written dated", "Once no reclaim runs on its host, remove"}},
 		{name: "other host, fresh heartbeat",
 			record:   &leaseRecord{Host: "node-busy", PID: 7, StartedAt: now.Add(-time.Hour), Heartbeat: now, Token: "old"},
 			wantBusy: true},
@@ -192,11 +222,15 @@ func TestTakeLeaseFromFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), leaseFileName)
 			if tt.record != nil {
-				writeLeaseRecord(t, path, *tt.record)
+				// The table's times count from now. Shifting them to this moment keeps the logged
+				// ages exact to the second, however long the earlier cases took.
+				record, shift := *tt.record, time.Since(now)
+				record.StartedAt, record.Heartbeat = record.StartedAt.Add(shift), record.Heartbeat.Add(shift)
+				writeLeaseRecord(t, path, record)
 			} else if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if tt.mtimeAge > 0 {
+			if tt.mtimeAge != 0 {
 				at := time.Now().Add(-tt.mtimeAge)
 				if err := os.Chtimes(path, at, at); err != nil {
 					t.Fatal(err)
@@ -213,6 +247,11 @@ func TestTakeLeaseFromFile(t *testing.T) {
 				if tt.record != nil && !strings.Contains(err.Error(), tt.record.Host) {
 					t.Errorf("busy message %q does not name the holder's host %s", err, tt.record.Host)
 				}
+				for _, want := range tt.wantText {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("busy message %q does not contain %q", err, want)
+					}
+				}
 				return
 			}
 			if err != nil {
@@ -224,6 +263,11 @@ func TestTakeLeaseFromFile(t *testing.T) {
 			}
 			if tt.record != nil && !strings.Contains(log.String(), `"holder_host":"`+tt.record.Host+`"`) {
 				t.Errorf("log does not name the old holder's host %s:\n%s", tt.record.Host, log)
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("log does not contain %s:\n%s", want, log)
+				}
 			}
 		})
 	}
@@ -484,5 +528,345 @@ func TestLockOutDirAlone(t *testing.T) {
 	var busy *BusyError
 	if !errors.As(err, &busy) || busy.Resource != "out dir "+dir {
 		t.Errorf("second lockOutDir = %v, want a BusyError on the out dir", err)
+	}
+}
+
+func TestLeaseHeld(t *testing.T) {
+	// A heartbeat interval of an hour keeps the heartbeat goroutine from renewing during the test, so
+	// the test alone decides when the lease was last renewed. The renew limit is then an hour.
+	opts := leaseOptions{heartbeat: time.Hour, stale: 3 * time.Hour, settle: time.Millisecond}
+	tests := []struct {
+		name string
+		// change makes the lease lose its hold, or leaves it held when nil.
+		change   func(t *testing.T, l *lease)
+		wantText string
+	}{
+		{name: "fresh"},
+		{name: "renewed 2h ago", wantText: "last renewed 2h0m0s ago, longer than the renew limit 1h0m0s",
+			change: func(t *testing.T, l *lease) {
+				renewed := time.Now().Add(-2 * time.Hour)
+				l.renewed.Store(&renewed)
+			}},
+		{name: "lost", wantText: "another run holds it now",
+			change: func(t *testing.T, l *lease) { l.lose("another run holds it now") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := takeLease(filepath.Join(t.TempDir(), leaseFileName), "out dir x", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.release()
+			if tt.change != nil {
+				tt.change(t, l)
+			}
+
+			err = l.held()
+			if tt.wantText == "" {
+				if err != nil {
+					t.Errorf("held() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, errLeaseLost) {
+				t.Fatalf("held() = %v, want errLeaseLost", err)
+			}
+			if !strings.Contains(err.Error(), "out dir x") || !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("held() = %q, want it to name out dir x and say %q", err, tt.wantText)
+			}
+		})
+	}
+}
+
+func TestRunLockHeldStops(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{OutDir: dir, Checkpoint: filepath.Join(dir, CheckpointFile), lease: testLeaseOptions(nil)}
+	lock, err := lockRun(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.release()
+	if err := lock.held(); err != nil {
+		t.Fatalf("held() right after lockRun = %v, want nil", err)
+	}
+
+	now := time.Now().UTC()
+	writeLeaseRecord(t, cfg.Checkpoint+leaseSuffix, leaseRecord{Host: "node-b", PID: 9, StartedAt: now, Heartbeat: now, Token: "thief"})
+	waitLost(t, lock.leases[1])
+
+	err = lock.held()
+	var stop *StopError
+	if !errors.As(err, &stop) || !errors.Is(err, errLeaseLost) {
+		t.Fatalf("held() = %v, want a StopError that wraps errLeaseLost", err)
+	}
+	if got := ExitCode(err); got != ExitStopped {
+		t.Errorf("ExitCode(held()) = %d, want %d", got, ExitStopped)
+	}
+	for _, want := range []string{"writes nothing more", "lost the lease on checkpoint " + cfg.Checkpoint, "node-b"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("held() = %q, want it to contain %q", err, want)
+		}
+	}
+}
+
+func TestLedgerFinishFenced(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{OutDir: dir, Checkpoint: filepath.Join(dir, CheckpointFile), lease: testLeaseOptions(nil)}
+	lock, err := lockRun(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.release()
+	l := openTestLedger(t, dir, 3, newCheckpoint(3))
+	l.fence = lock.held
+	if err := l.finish(report.Outcome{Row: 1, Status: report.Revoked}); err != nil {
+		t.Fatalf("finish(row 1) while the lease is held: %v", err)
+	}
+	outcomes := filepath.Join(dir, OutcomesFile)
+	before, err := os.ReadFile(outcomes)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Another run takes the out dir over, as after a pause of this one longer than the stale period.
+	now := time.Now().UTC()
+	writeLeaseRecord(t, filepath.Join(dir, leaseFileName), leaseRecord{Host: "node-b", PID: 9, StartedAt: now, Heartbeat: now, Token: "thief"})
+	waitLost(t, lock.leases[0])
+
+	for _, row := range []int{2, 3} {
+		err := l.finish(report.Outcome{Row: row, Status: report.Revoked})
+		if !errors.Is(err, errLeaseLost) || ExitCode(err) != ExitStopped {
+			t.Errorf("finish(row %d) after the takeover = %v, want a stop that wraps errLeaseLost", row, err)
+		}
+	}
+	after, err := os.ReadFile(outcomes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) {
+		t.Errorf("outcomes.csv after the takeover = %q, want it unchanged %q", after, before)
+	}
+	if got := l.finished(); got != 1 {
+		t.Errorf("finished() = %d, want 1: refused rows stay pending", got)
+	}
+}
+
+func TestFolderWriteIndexFenced(t *testing.T) {
+	out := t.TempDir()
+	index := filepath.Join(out, IndexFile)
+	if err := os.WriteFile(index, []byte("written by the run that holds the lease\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fenceErr := &StopError{Reason: "fenced", Err: errLeaseLost}
+	f := &folderRun{base: Config{OutDir: out}, fence: func() error { return fenceErr }}
+	f.waves = []*wave{{name: "a.csv"}}
+
+	if err := f.writeIndex(); err != fenceErr {
+		t.Errorf("writeIndex() = %v, want the fence error %v", err, fenceErr)
+	}
+	data, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(data), "written by the run that holds the lease\n"; got != want {
+		t.Errorf("index.csv = %q, want it unchanged %q", got, want)
+	}
+}
+
+// heldTransport passes the first pass revoke requests through and holds the response of every later
+// one until release is closed, as a paused run holds the responses of its requests in flight. The
+// revokes themselves reach the server.
+type heldTransport struct {
+	next     http.RoundTripper
+	pass     int64
+	sent     atomic.Int64
+	holding  chan struct{}
+	holdOnce sync.Once
+	release  chan struct{}
+}
+
+func newHeldTransport(next http.RoundTripper, pass int64) *heldTransport {
+	return &heldTransport{next: next, pass: pass, holding: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *heldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.next.RoundTrip(req)
+	if req.Method != http.MethodPost || h.sent.Add(1) <= h.pass {
+		return resp, err
+	}
+	h.holdOnce.Do(func() { close(h.holding) })
+	select {
+	case <-h.release:
+	case <-req.Context().Done():
+	}
+	return resp, err
+}
+
+// waveOf returns an input of rows rows, each with its own device for app1.
+func waveOf(rows int) string {
+	var text strings.Builder
+	text.WriteString("appId,deviceId\n")
+	for row := 1; row <= rows; row++ {
+		fmt.Fprintf(&text, "%s,%08x-0000-4000-8000-000000000000\n", app1, row)
+	}
+	return text.String()
+}
+
+// runInBackground starts Run(cfg) and returns the channel that receives its error.
+func runInBackground(cfg Config) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), cfg)
+		done <- err
+	}()
+	return done
+}
+
+// waitFor waits until ready is closed, failing the test with what after a generous time.
+func waitFor(t *testing.T, ready <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: not after 30s", what)
+	}
+}
+
+// waitForLog waits until log contains text.
+func waitForLog(t *testing.T, log *syncBuffer, text string) {
+	t.Helper()
+	for guard := time.Now(); time.Since(guard) < 30*time.Second; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(log.String(), text) {
+			return
+		}
+	}
+	t.Fatalf("log does not contain %q after 30s:\n%s", text, log)
+}
+
+// readFiles returns the content of each of paths, with "" for a missing file.
+func readFiles(t *testing.T, paths ...string) map[string]string {
+	t.Helper()
+	contents := make(map[string]string, len(paths))
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		contents[path] = string(data)
+	}
+	return contents
+}
+
+// takeOver writes the record of another run into the lease files at paths, as that run does when it
+// takes them over from a run paused for longer than the stale period.
+func takeOver(t *testing.T, paths ...string) {
+	t.Helper()
+	now := time.Now().UTC()
+	for _, path := range paths {
+		writeLeaseRecord(t, path, leaseRecord{Host: "node-b", PID: 9, StartedAt: now, Heartbeat: now, Token: "thief"})
+	}
+}
+
+func TestRunWritesNothingAfterTakeover(t *testing.T) {
+	const rows = 30
+	cfg, _ := simConfig(t, writeInput(t, waveOf(rows)))
+	log := &syncBuffer{}
+	cfg.Logger = zerolog.New(log)
+	cfg.Workers = 2
+	cfg.Drain = 5 * time.Second
+	cfg.lease = testLeaseOptions(nil)
+	cfg.lease.stale = 30 * time.Second
+	held := newHeldTransport(cfg.HTTPClient.Transport, 5)
+	cfg.HTTPClient = &http.Client{Transport: held}
+	checkpoint := filepath.Join(cfg.OutDir, CheckpointFile)
+	files := []string{filepath.Join(cfg.OutDir, OutcomesFile), checkpoint, filepath.Join(cfg.OutDir, SummaryFile)}
+
+	done := runInBackground(cfg)
+	waitFor(t, held.holding, "a revoke response held")
+	takeOver(t, filepath.Join(cfg.OutDir, leaseFileName), checkpoint+leaseSuffix)
+	waitForLog(t, log, "lost the lease")
+	before := readFiles(t, files...)
+	close(held.release)
+
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of the takeover")
+	}
+	if got := ExitCode(err); got != ExitStopped {
+		t.Errorf("Run() exit code = %d (%v), want %d", got, err, ExitStopped)
+	}
+	if err == nil || !strings.Contains(err.Error(), "lost the lease on") {
+		t.Errorf("Run() = %v, want a stop naming the lost lease", err)
+	}
+	after := readFiles(t, files...)
+	for _, path := range files {
+		if after[path] != before[path] {
+			t.Errorf("%s changed after the takeover:\nbefore %q\nafter  %q", filepath.Base(path), before[path], after[path])
+		}
+	}
+	if got := readRecord(t, filepath.Join(cfg.OutDir, leaseFileName)).Token; got != "thief" {
+		t.Errorf("out dir lease token = %q, want the new holder's %q", got, "thief")
+	}
+
+	// Once the other run has ended, the next run resumes the job and finds one line per row.
+	for _, path := range []string{filepath.Join(cfg.OutDir, leaseFileName), checkpoint + leaseSuffix} {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("Run() after the other run ended = %v, want nil", err)
+	}
+	statuses := readStatuses(t, files[0])
+	if len(statuses) != rows {
+		t.Errorf("outcomes.csv has %d rows, want %d", len(statuses), rows)
+	}
+	for row, status := range statuses {
+		if status != report.Revoked {
+			t.Errorf("row %d status = %s, want %s", row, status, report.Revoked)
+		}
+	}
+}
+
+func TestRunFolderWritesNoIndexAfterTakeover(t *testing.T) {
+	input := writeFolder(t, map[string]string{"a.csv": waveOf(1), "b.csv": waveOf(20)})
+	cfg, _ := simConfig(t, input)
+	log := &syncBuffer{}
+	cfg.Logger = zerolog.New(log)
+	cfg.Workers = 2
+	cfg.Drain = 5 * time.Second
+	cfg.lease = testLeaseOptions(nil)
+	cfg.lease.stale = 30 * time.Second
+	// Wave a.csv passes, and wave b.csv holds at its first response.
+	held := newHeldTransport(cfg.HTTPClient.Transport, 1)
+	cfg.HTTPClient = &http.Client{Transport: held}
+	index := filepath.Join(cfg.OutDir, IndexFile)
+
+	done := runInBackground(cfg)
+	waitFor(t, held.holding, "a revoke response of wave b.csv held")
+	takeOver(t, filepath.Join(cfg.OutDir, leaseFileName))
+	waitForLog(t, log, "lost the lease")
+	before := readFiles(t, index)
+	close(held.release)
+
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of the takeover")
+	}
+	if got := ExitCode(err); got != ExitStopped {
+		t.Errorf("Run() exit code = %d (%v), want %d", got, err, ExitStopped)
+	}
+	if err == nil || !strings.Contains(err.Error(), "lost the lease on out dir "+cfg.OutDir) {
+		t.Errorf("Run() = %v, want a stop naming the lost lease on the top out dir", err)
+	}
+	if !strings.Contains(before[index], "a.csv") {
+		t.Errorf("index.csv before the takeover = %q, want the line of wave a.csv", before[index])
+	}
+	if after := readFiles(t, index); after[index] != before[index] {
+		t.Errorf("index.csv changed after the takeover:\nbefore %q\nafter  %q", before[index], after[index])
 	}
 }

@@ -23,8 +23,11 @@ type ledger struct {
 	// bytes is the length of outcomes.csv.
 	bytes int64
 	// err is the first write error; after it the ledger takes no more outcomes, because a torn line
-	// would merge with the next one.
+	// would merge with the next one. A failed fence check is kept here too.
 	err error
+	// fence, unless nil, returns an error when the run may no longer write to outcomes.csv, because
+	// its lease may have passed to another run. finish calls it before each line.
+	fence func() error
 
 	rows        int
 	doneThrough int
@@ -71,7 +74,8 @@ func (l *ledger) replay(r io.Reader) error {
 	})
 }
 
-// finish writes the outcome line of a row and marks the row finished.
+// finish writes the outcome line of a row and marks the row finished. It writes nothing, from then
+// on, once the fence check fails or a write has failed.
 func (l *ledger) finish(o report.Outcome) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -82,6 +86,13 @@ func (l *ledger) finish(o report.Outcome) error {
 	if l.isDoneLocked(o.Row) {
 		// A second line would break the promise of one line per row.
 		return fmt.Errorf("internal error: row %d finished twice", o.Row)
+	}
+	if l.fence != nil {
+		if err := l.fence(); err != nil {
+			// The row stays pending for the run that holds the lease now.
+			l.err = err
+			return err
+		}
 	}
 	n, err := l.writer.Write(o)
 	if err != nil {

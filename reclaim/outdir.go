@@ -61,6 +61,18 @@ func (l *runLock) watch(ctx context.Context) (context.Context, context.CancelFun
 	return watchLeases(ctx, l.leases...)
 }
 
+// held returns a *StopError that wraps errLeaseLost when another run may have taken any of the
+// leases over, and nil otherwise. A run calls it right before each write to the files the leases
+// guard, and writes nothing once it fails.
+func (l *runLock) held() error {
+	for _, lease := range l.leases {
+		if err := lease.held(); err != nil {
+			return &StopError{Reason: "this run writes nothing more, because its lease may have passed to another run", Err: err}
+		}
+	}
+	return nil
+}
+
 // release gives the leases up and removes their files.
 func (l *runLock) release() {
 	for _, lease := range l.leases {

@@ -120,6 +120,9 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		if client, err = newClient(runCtx, cfg, graphclient.FormCast); err != nil {
 			return err
 		}
+		if err := lock.held(); err != nil {
+			return err
+		}
 		aside, err := moveAside(cfg)
 		if err != nil {
 			return err
@@ -129,6 +132,11 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 
+	// Reading the input may take long enough for the lease to pass to another run. The checks before
+	// each write keep this run from touching the job's files after that.
+	if err := lock.held(); err != nil {
+		return err
+	}
 	cp, err := loadOrStartCheckpoint(cfg, identity)
 	if err != nil {
 		return err
@@ -146,10 +154,15 @@ func runJob(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 
+	// newJob may write the header of outcomes.csv or cut a torn last line off it.
+	if err := lock.held(); err != nil {
+		return err
+	}
 	j, err := newJob(cfg, identity, index, cp, client)
 	if err != nil {
 		return err
 	}
+	j.fence = lock.held
 	return j.run(runCtx)
 }
 
