@@ -3,9 +3,11 @@ package reclaim
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -32,7 +34,8 @@ type Row struct {
 	Invalid string
 }
 
-// InputError is an input file that cannot be used at all. The run stops before sending anything.
+// InputError is an input file that cannot be used at all. OpenInput and ScanInput return it before a
+// run sends anything. Next returns it during a run too, when the file changes during the run.
 type InputError struct {
 	Path    string
 	Line    int    // 1-based line of the problem, or 0 when the problem is not about one line
@@ -89,7 +92,8 @@ var (
 // number of rows. An Input is not safe for concurrent use, except for Offset and Size.
 type Input struct {
 	path          string
-	file          *os.File // nil in ScanInput, which closes the file itself
+	file          *os.File    // nil in ScanInput, which closes the file itself
+	opened        fs.FileInfo // information of the file that OpenInput opened; nil in ScanInput
 	size          int64
 	raw           *countingReader
 	lines         *lineTracker // the CSV text as encoding/csv reads it, with the checks that need quote state
@@ -107,18 +111,26 @@ type Input struct {
 // OpenInput opens the CSV file at path and reads its header. It returns an *InputError when the file
 // is missing, unreadable, empty or has no usable header. defaultNotify is the Notify value of rows
 // without a notify cell.
+//
+// While Next reads the file, it checks every 64 KiB that path still names a file of the size that the
+// opened file had, and returns an *InputError when it does not. That notices a file renamed over the
+// path or cut short or extended in place before the read reaches the end. A replacement of the same
+// size is left to the check that a run makes before it marks the job complete.
 func OpenInput(path string, defaultNotify bool) (*Input, error) {
-	file, size, err := openInputFile(path)
+	file, info, err := openInputFile(path)
 	if err != nil {
 		return nil, err
 	}
-	in, err := newInput(path, newCountingReader(file), defaultNotify)
+	raw := newCountingReader(file)
+	raw.watchPath(path, info)
+	in, err := newInput(path, raw, defaultNotify)
 	if err != nil {
 		file.Close()
 		return nil, err
 	}
 	in.file = file
-	in.size = size
+	in.opened = info
+	in.size = info.Size()
 	return in, nil
 }
 
@@ -266,22 +278,59 @@ func (in *Input) Close() error {
 	return in.file.Close()
 }
 
-// openInputFile opens path for reading and returns its size. It returns an *InputError when the path is
+// checkFileAtPath reads the file at the input's path once more and returns an *InputError unless it
+// has size bytes with the SHA-256 sha256Hex. The stream hashes the file it opened, so only a read by
+// path notices a file of the same size renamed over the path, or an edit to a part that the stream had
+// already read. A file with that content in place of the opened one passes, because a job is tied to
+// the content.
+func (in *Input) checkFileAtPath(size int64, sha256Hex string) *InputError {
+	const problem = "changed during the run, so the job is not marked complete"
+	file, info, err := openInputFile(in.path)
+	if err != nil {
+		var inputErr *InputError
+		if errors.As(err, &inputErr) {
+			return changedError(in.path, problem, "it cannot be opened any more: "+inputErr.Problem)
+		}
+		return changedError(in.path, problem, "it cannot be opened any more: "+err.Error())
+	}
+	defer file.Close()
+
+	// os.SameFile compares device and inode where the system has them. Its result only chooses the
+	// message, because the content decides.
+	replaced := in.opened != nil && !os.SameFile(in.opened, info)
+	if info.Size() != size {
+		return changedError(in.path, problem, sizeChange(size, info.Size(), replaced))
+	}
+	hash := sha256.New()
+	read, err := io.Copy(hash, file)
+	if err != nil {
+		return readFailed(in.path, err)
+	}
+	if read != size || hex.EncodeToString(hash.Sum(nil)) != sha256Hex {
+		if replaced {
+			return changedError(in.path, problem, "the path now names another file, with other content")
+		}
+		return changedError(in.path, problem, "its content changed: the SHA-256 differs")
+	}
+	return nil
+}
+
+// openInputFile opens path for reading and returns its file information. It returns an *InputError when the path is
 // missing or unreadable, or when it is not a regular file after following symbolic links. A run reads
 // the file twice, which a pipe such as the one of --input <(command) cannot do, and opening a named
 // pipe would wait for a writer.
-func openInputFile(path string) (*os.File, int64, error) {
+func openInputFile(path string) (*os.File, fs.FileInfo, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, 0, openFailed(path, err)
+		return nil, nil, openFailed(path, err)
 	}
 	if problem := checkRegularFile(path, info); problem != nil {
-		return nil, 0, problem
+		return nil, nil, problem
 	}
 
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, 0, openFailed(path, err)
+		return nil, nil, openFailed(path, err)
 	}
 
 	// The path may name another file by now, so the file that was opened is checked again.
@@ -289,13 +338,13 @@ func openInputFile(path string) (*os.File, int64, error) {
 	info, err = file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, 0, readFailed(path, err)
+		return nil, nil, readFailed(path, err)
 	}
 	if problem := checkRegularFile(path, info); problem != nil {
 		file.Close()
-		return nil, 0, problem
+		return nil, nil, problem
 	}
-	return file, info.Size(), nil
+	return file, info, nil
 }
 
 func openFailed(path string, err error) *InputError {
@@ -321,6 +370,23 @@ func checkRegularFile(path string, info fs.FileInfo) *InputError {
 			Fix: "save the rows to a file first"}
 	}
 	return nil
+}
+
+// changedError returns the *InputError for an input file that changed during a run, which stops the
+// run. The rows sent before were read from the original file, so their outcomes stand.
+func changedError(path, problem, change string) *InputError {
+	return &InputError{Path: path, Problem: problem + ": " + change,
+		Fix: "put the original file back and run the same command to resume the job, " +
+			"or run with --restart to start a new job with the file as it is now, which sends every row again"}
+}
+
+// sizeChange describes a file at a path that had before bytes and now has after. replaced is true
+// when the path names another file now.
+func sizeChange(before, after int64, replaced bool) string {
+	if replaced {
+		return fmt.Sprintf("the path now names another file, of %d bytes instead of %d", after, before)
+	}
+	return fmt.Sprintf("its size changed from %d to %d bytes", before, after)
 }
 
 func readFailed(path string, err error) *InputError {

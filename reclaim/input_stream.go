@@ -3,9 +3,12 @@ package reclaim
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
+	"os"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -16,17 +19,58 @@ type countingReader struct {
 	r    io.Reader
 	n    atomic.Int64
 	hash hash.Hash // SHA-256
+
+	// opened is the information of the file that r reads, which was opened at path, or nil. When it is
+	// set, Read checks the path with checkPathSize once per pathCheckBytes read.
+	path      string
+	opened    fs.FileInfo
+	nextCheck int64 // count of bytes read at which the next check is due
 }
+
+// pathCheckBytes is how many bytes countingReader reads between two checks of the path. One stat per
+// 64 KiB, about 880 rows of two GUIDs, is little next to the requests for those rows.
+const pathCheckBytes = 64 << 10
 
 func newCountingReader(r io.Reader) *countingReader {
 	return &countingReader{r: r, hash: sha256.New()}
 }
 
+// watchPath makes Read check that path still names a file of the size in opened, the information of
+// the file that was opened there.
+func (c *countingReader) watchPath(path string, opened fs.FileInfo) {
+	c.path, c.opened = path, opened
+}
+
 func (c *countingReader) Read(p []byte) (int, error) {
+	if read := c.n.Load(); c.opened != nil && read >= c.nextCheck {
+		c.nextCheck = read + pathCheckBytes
+		if err := checkPathSize(c.path, c.opened); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.r.Read(p)
 	c.hash.Write(p[:n])
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// checkPathSize returns an *InputError when path no longer names a file, or names one whose size
+// differs from opened, the file opened there. A file of the same size in place of the opened one
+// passes, because only a read of its content can tell it apart.
+func checkPathSize(path string, opened fs.FileInfo) *InputError {
+	const problem = "changed while reclaim was reading it"
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return changedError(path, problem, "the file is no longer at that path")
+	case err != nil:
+		// NOTE: another failure, such as a network share that does not respond for a moment, is
+		// ignored here. The open file may still be readable, and the end of the job checks the path.
+		return nil
+	case info.Size() == opened.Size():
+		return nil
+	}
+	return changedError(path, problem, sizeChange(opened.Size(), info.Size(), !os.SameFile(opened, info)))
 }
 
 // maxLineBytes is the length limit of a physical line of the text, its line feed not counted, and

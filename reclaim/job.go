@@ -160,11 +160,19 @@ func (j *job) run(ctx context.Context) error {
 
 // finish checks and saves the final state, writes the summary and returns the run's result.
 func (j *job) finish(poolErr, stopCause error) error {
+	// The job is complete only when the pool ended without an error, every row is finished, and both
+	// outcomes.csv and the file at the input's path still match the job.
+	mayComplete := poolErr == nil && j.ledger.finished() == int64(j.identity.Rows)
 	var verifyErr error
-	if j.ledger.finished() == int64(j.identity.Rows) {
+	if mayComplete {
 		verifyErr = j.verifyOutcomes()
+		if verifyErr == nil {
+			if changed := j.input.checkFileAtPath(j.identity.Size, j.identity.SHA256); changed != nil {
+				verifyErr = &UsageError{Err: changed}
+			}
+		}
 	}
-	cp, saveErr := j.save(verifyErr == nil)
+	cp, saveErr := j.save(mayComplete && verifyErr == nil)
 	summary := summaryOf(cp)
 
 	var result error
