@@ -66,6 +66,10 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("%s is in use by another reclaim run (%s); run again once it has ended", e.Resource, e.Holder)
 }
 
+// LeaseLost reports whether a run stopped because its lease on the job may have passed to another
+// run, which then goes on with the job and reports it.
+func LeaseLost(err error) bool { return errors.Is(err, errLeaseLost) }
+
 // ExitCode returns the exit code for the error a run returned.
 func ExitCode(err error) int {
 	var usage *UsageError

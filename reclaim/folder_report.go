@@ -126,6 +126,10 @@ func (f *folderRun) worstError() error {
 
 // writeTable writes a table of the waves and their states for people to stdout.
 func (f *folderRun) writeTable() {
+	if f.fence != nil && f.fence() != nil {
+		// Another run may hold the folder now: the states seen here may be out of date.
+		return
+	}
 	out := f.base.Stdout
 	fmt.Fprintf(out, "\nwaves in %s\n", f.base.Input)
 	if len(f.waves) == 0 {

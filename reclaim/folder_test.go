@@ -591,3 +591,29 @@ func TestRunFolderRemovedWaves(t *testing.T) {
 		t.Errorf("result pending = %d, want the 2 rows of the removed wave", got)
 	}
 }
+
+func TestRunFolderUnreadableLease(t *testing.T) {
+	input := writeFolder(t, map[string]string{
+		"a.csv": "appId,deviceId\n" + app1 + "," + dev1 + "\n",
+		"b.csv": "appId,deviceId\n" + app1 + "," + dev2 + "\n",
+	})
+	cfg, _ := simConfig(t, input)
+	// A folder where a.csv's lease file belongs: a run can neither read it nor replace it.
+	if err := os.MkdirAll(filepath.Join(cfg.OutDir, "a.csv", leaseFileName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	result, err := Run(context.Background(), cfg)
+	if got := ExitCode(err); got != ExitUsage {
+		t.Fatalf("Run() exit code = %d (%v), want %d", got, err, ExitUsage)
+	}
+	if !strings.Contains(err.Error(), "is not a regular file") || !strings.Contains(err.Error(), "remove it") {
+		t.Errorf("Run() error = %q, want it to name the lease path and the fix", err)
+	}
+	if got := result.Waves[0].State; got != report.WaveError {
+		t.Errorf("a.csv state = %s, want error", got)
+	}
+	if got := result.Waves[1].State; got != report.WaveComplete {
+		t.Errorf("b.csv state = %s, want complete: the other waves go on", got)
+	}
+}

@@ -191,10 +191,8 @@ func (j *job) finish(poolErr, stopCause error) error {
 		result = ErrRowsFailed
 	case cp.Complete:
 		result = nil
-	case errors.Is(stopCause, context.Canceled):
-		result = &StopError{Reason: errInterrupted.Error()}
 	case stopCause != nil:
-		result = &StopError{Reason: stopCause.Error()}
+		result = stopErrorFor(stopCause)
 	default:
 		result = &StopError{Reason: "internal error: the input ended with rows pending"}
 	}

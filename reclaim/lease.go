@@ -194,12 +194,19 @@ type leaseFile struct {
 }
 
 func readLeaseFile(path string) (leaseFile, error) {
+	// Lstat first, so that a pipe or a folder at the path is rejected instead of blocking the open.
+	if info, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return leaseFile{}, nil
+	} else if err == nil && !info.Mode().IsRegular() {
+		return leaseFile{}, usageErrorf("lease path %s is not a regular file (%s); remove it, because reclaim keeps its lease file there",
+			path, info.Mode().Type())
+	}
 	file, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return leaseFile{}, nil
 	}
 	if err != nil {
-		return leaseFile{}, fmt.Errorf("read lease: %w", err)
+		return leaseFile{}, usageErrorf("read lease: %w; let reclaim read and write its out dir, or remove the file", err)
 	}
 	defer file.Close()
 	info, err := file.Stat()

@@ -180,9 +180,17 @@ func watchLeases(ctx context.Context, leases ...*lease) (context.Context, contex
 // stopErrorOf returns the StopError of a run whose context ended: interrupted by a signal, unless the
 // cause is another one such as a lost lease.
 func stopErrorOf(ctx context.Context) *StopError {
-	cause := context.Cause(ctx)
-	if cause == nil || errors.Is(cause, context.Canceled) {
+	return stopErrorFor(context.Cause(ctx))
+}
+
+// stopErrorFor returns the StopError of a run stopped for cause: a signal when cause is nil or a
+// cancellation. A lost lease stays in the error chain, so that LeaseLost finds it.
+func stopErrorFor(cause error) *StopError {
+	switch {
+	case cause == nil || errors.Is(cause, context.Canceled):
 		return &StopError{Reason: errInterrupted.Error()}
+	case errors.Is(cause, errLeaseLost):
+		return &StopError{Reason: "another run may hold the job now", Err: cause}
 	}
 	return &StopError{Reason: cause.Error()}
 }

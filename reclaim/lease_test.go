@@ -800,6 +800,9 @@ func TestRunWritesNothingAfterTakeover(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lost the lease on") {
 		t.Errorf("Run() = %v, want a stop naming the lost lease", err)
 	}
+	if !LeaseLost(err) {
+		t.Errorf("LeaseLost(%v) = false, want true", err)
+	}
 	after := readFiles(t, files...)
 	for _, path := range files {
 		if after[path] != before[path] {

@@ -202,8 +202,14 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	code := reclaim.ExitCode(err)
-	pusher.push(ctx, log, cfg, result, err)
+	lost := leaseLost(result, err)
+	if !lost {
+		// A run that lost its lease leaves the push to the run that took it, whose figures are current.
+		pusher.push(ctx, log, cfg, result, err)
+	}
 	switch {
+	case lost:
+		fmt.Fprintln(stdout, "Another run took the job over and goes on with it; nothing to do here.")
 	case (code == reclaim.ExitOK || code == reclaim.ExitRowsFailed) && !cfg.DryRun && result.Waves == nil:
 		fmt.Fprintf(stdout, "  outcomes      %s\n", filepath.Join(cfg.OutDir, reclaim.OutcomesFile))
 	case code == reclaim.ExitAuth:
@@ -214,6 +220,20 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, "Run the same command again to resume.")
 	}
 	return code
+}
+
+// leaseLost reports whether the run, or one of the waves of a folder run, stopped because its lease
+// may have passed to another run.
+func leaseLost(result reclaim.Result, err error) bool {
+	if reclaim.LeaseLost(err) {
+		return true
+	}
+	for _, wave := range result.Waves {
+		if reclaim.LeaseLost(wave.Err) {
+			return true
+		}
+	}
+	return false
 }
 
 // newLogger returns the zerolog logger for stderr in the given format and level.

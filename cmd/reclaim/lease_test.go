@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -193,7 +194,9 @@ func TestLeasePausedRunWritesNothing(t *testing.T) {
 	files := []string{filepath.Join(out, reclaim.OutcomesFile), filepath.Join(out, reclaim.CheckpointFile), filepath.Join(out, reclaim.SummaryFile)}
 	leases := []string{filepath.Join(out, leaseFile), filepath.Join(out, reclaim.CheckpointFile) + ".lease"}
 
-	cmd := sim.command(t, args...)
+	// The paused run must not push either: the run that took its leases over reports the job.
+	gateway := startPushgateway(t, http.StatusOK)
+	cmd := sim.command(t, append(args, "--pushgateway-url", gateway.URL)...)
 	stdout, stderr := start(t, cmd)
 	waitForOutcomes(t, out, 10)
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -228,6 +231,12 @@ func TestLeasePausedRunWritesNothing(t *testing.T) {
 	res.wantCode(t, reclaim.ExitStopped)
 	if !strings.Contains(res.stderr, "lost the lease") {
 		t.Errorf("resumed run's log does not say it lost the lease:\n%s", tail(res.stderr, 5))
+	}
+	if got := len(gateway.received(t)); got != 0 {
+		t.Errorf("the run that lost its lease pushed %d times, want none", got)
+	}
+	if !strings.Contains(res.stdout, "Another run took the job over") {
+		t.Errorf("stdout does not say another run took the job over:\n%s", tail(res.stdout, 3))
 	}
 	for _, path := range files {
 		data, err := os.ReadFile(path)

@@ -42,6 +42,10 @@ func (p pushFlags) newPusher(input string) (*runPusher, error) {
 	if p.url == "" {
 		return nil, nil
 	}
+	// The absolute path gives "." and ".." their folder's name.
+	if absolute, err := filepath.Abs(input); err == nil {
+		input = absolute
+	}
 	target := report.PushTarget{URL: p.url, Job: p.job, Grouping: map[string]string{"input": filepath.Base(input)}}
 	if err := target.Validate(); err != nil {
 		return nil, err
