@@ -2,11 +2,8 @@ package reclaim
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -173,7 +170,7 @@ func newFolderRun(cfg Config) (*folderRun, error) {
 		return nil, usageErrorf("--out-dir %s is inside the input folder %s; give an out dir outside the input folder, such as %s",
 			base.OutDir, input, input+"-out")
 	case isInside(out, input):
-		return nil, usageErrorf("the input folder %s is inside --out-dir %s, which holds one folder per wave; "+
+		return nil, usageErrorf("the input folder %s is inside --out-dir %s, which contains one folder per wave; "+
 			"keep the two apart, such as /data/waves and /data/out", input, base.OutDir)
 	}
 
@@ -393,26 +390,11 @@ func (w *wave) change() (string, error) {
 	}
 	switch {
 	case size != w.cp.Input.Size:
-		return fmt.Sprintf("its size changed from %d to %d bytes", w.cp.Input.Size, size), nil
+		return sizeChange(w.cp.Input.Size, size, false), nil
 	case sum != w.cp.Input.SHA256:
 		return "its content changed: the SHA-256 differs", nil
 	}
 	return "", nil
-}
-
-// fileDigest returns the size and the lower-case hex SHA-256 of the file at path.
-func fileDigest(path string) (int64, string, error) {
-	file, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer file.Close()
-	hash := sha256.New()
-	size, err := io.Copy(hash, file)
-	if err != nil {
-		return 0, "", err
-	}
-	return size, hex.EncodeToString(hash.Sum(nil)), nil
 }
 
 // explainUsageError returns the usage error of a wave with the fix that suits a folder input, where

@@ -312,18 +312,12 @@ func TestRunFolderResumedWaveChanged(t *testing.T) {
 
 	// The checkpoint of an earlier run that started on another content of a.csv.
 	outDir := filepath.Join(cfg.OutDir, "a.csv")
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cp := &Checkpoint{
+	saveWaveCheckpoint(t, outDir, &Checkpoint{
 		Input:         InputIdentity{Path: filepath.Join(input, "a.csv"), Size: 10, SHA256: strings.Repeat("0", 64), Rows: 3},
 		Target:        SimulatorTarget,
 		URLForm:       "cast",
 		OutcomesBytes: int64(len(report.OutcomesHeader)),
-	}
-	if err := cp.save(filepath.Join(outDir, CheckpointFile)); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	result, err := Run(context.Background(), cfg)
 	if got := ExitCode(err); got != ExitUsage {
@@ -540,10 +534,6 @@ func TestRunFolderRemovedWaves(t *testing.T) {
 
 	// Jobs of two wave files that were removed since: a.csv complete, c.csv with 2 of 3 rows pending.
 	for name, complete := range map[string]bool{"a.csv": true, "c.csv": false} {
-		dir := filepath.Join(cfg.OutDir, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		cp := &Checkpoint{
 			Input:         InputIdentity{Path: filepath.Join(input, name), Size: 10, SHA256: strings.Repeat("0", 64), Rows: 3},
 			Target:        SimulatorTarget,
@@ -556,9 +546,7 @@ func TestRunFolderRemovedWaves(t *testing.T) {
 		if complete {
 			cp.DoneThrough, cp.Counts = 3, report.Counts{Revoked: 3}
 		}
-		if err := cp.save(filepath.Join(dir, CheckpointFile)); err != nil {
-			t.Fatal(err)
-		}
+		saveWaveCheckpoint(t, filepath.Join(cfg.OutDir, name), cp)
 	}
 
 	result, err := Run(context.Background(), cfg)
@@ -615,5 +603,16 @@ func TestRunFolderUnreadableLease(t *testing.T) {
 	}
 	if got := result.Waves[1].State; got != report.WaveComplete {
 		t.Errorf("b.csv state = %s, want complete: the other waves go on", got)
+	}
+}
+
+// saveWaveCheckpoint saves cp as the checkpoint of the wave whose out folder is dir, creating dir.
+func saveWaveCheckpoint(t *testing.T, dir string, cp *Checkpoint) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.save(filepath.Join(dir, CheckpointFile)); err != nil {
+		t.Fatal(err)
 	}
 }

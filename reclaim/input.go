@@ -301,18 +301,37 @@ func (in *Input) checkFileAtPath(size int64, sha256Hex string) *InputError {
 	if info.Size() != size {
 		return changedError(in.path, problem, sizeChange(size, info.Size(), replaced))
 	}
-	hash := sha256.New()
-	read, err := io.Copy(hash, file)
+	read, sum, err := digest(file)
 	if err != nil {
 		return readFailed(in.path, err)
 	}
-	if read != size || hex.EncodeToString(hash.Sum(nil)) != sha256Hex {
+	if read != size || sum != sha256Hex {
 		if replaced {
 			return changedError(in.path, problem, "the path now names another file, with other content")
 		}
 		return changedError(in.path, problem, "its content changed: the SHA-256 differs")
 	}
 	return nil
+}
+
+// fileDigest returns the size and the lower-case hex SHA-256 of the file at path.
+func fileDigest(path string) (int64, string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer file.Close()
+	return digest(file)
+}
+
+// digest returns the number of bytes r yields and their lower-case hex SHA-256.
+func digest(r io.Reader) (int64, string, error) {
+	hash := sha256.New()
+	size, err := io.Copy(hash, r)
+	if err != nil {
+		return 0, "", err
+	}
+	return size, hex.EncodeToString(hash.Sum(nil)), nil
 }
 
 // openInputFile opens path for reading and returns its file information. It returns an *InputError when the path is

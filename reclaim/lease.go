@@ -293,14 +293,15 @@ func describeHolder(holder *leaseRecord, found leaseFile, now time.Time) string 
 		holder.StartedAt.Format(time.RFC3339), describeAge("last heartbeat", holder.Heartbeat, now))
 }
 
-// describeAge returns what happened at time at, as seen at now, such as "last heartbeat 3s ago", or
-// "last heartbeat dated 2h0m0s ahead of this host's clock" when at lies in the future.
-func describeAge(what string, at, now time.Time) string {
+// describeAge returns the age at now of the event named label that happened at time at, such as
+// "last heartbeat 3s ago", or "last heartbeat dated 2h0m0s ahead of this host's clock" when at lies in
+// the future.
+func describeAge(label string, at, now time.Time) string {
 	age := now.Sub(at).Round(time.Second)
 	if age < 0 {
-		return fmt.Sprintf("%s dated %s ahead of this host's clock", what, -age)
+		return fmt.Sprintf("%s dated %s ahead of this host's clock", label, -age)
 	}
-	return fmt.Sprintf("%s %s ago", what, age)
+	return fmt.Sprintf("%s %s ago", label, age)
 }
 
 // describeClockAhead returns the Holder of the BusyError for a lease that clockAhead reports, with

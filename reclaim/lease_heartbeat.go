@@ -103,7 +103,7 @@ func (l *lease) held() error {
 // leaseTakenError is a lease file that no longer has this run's token.
 type leaseTakenError struct{ holder string }
 
-func (e *leaseTakenError) Error() string { return "another run holds it now (" + e.holder + ")" }
+func (e *leaseTakenError) Error() string { return "another run has the lease now (" + e.holder + ")" }
 
 // renew rewrites the lease file with record unless another run's token is there.
 func (l *lease) renew(record leaseRecord) error {

@@ -722,13 +722,13 @@ func runInBackground(cfg Config) <-chan error {
 	return done
 }
 
-// waitFor waits until ready is closed, failing the test with what after a generous time.
-func waitFor(t *testing.T, ready <-chan struct{}, what string) {
+// waitFor waits until ready is closed, and fails the test with the event name after 30 seconds.
+func waitFor(t *testing.T, ready <-chan struct{}, event string) {
 	t.Helper()
 	select {
 	case <-ready:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("%s: not after 30s", what)
+		t.Fatalf("%s: timed out after 30s", event)
 	}
 }
 

@@ -24,7 +24,7 @@ const (
 	// WaveBusy: another run holds the wave's out folder; the next run tries again.
 	WaveBusy WaveState = "busy"
 	// WaveMissing: the wave's out folder has a job, but the input folder no longer has its file. The
-	// error column says whether rows were left pending.
+	// error column shows whether rows were left pending.
 	WaveMissing WaveState = "missing"
 	// WavePlanned: a dry run of the wave ended. It appears in a dry run's output, never in index.csv.
 	WavePlanned WaveState = "planned"
